@@ -1,0 +1,75 @@
+"""harness: a test and fuzzing harness for the length-prefixed JSON (lpjson) protocol.
+
+The codec here is sans-IO: :class:`Decoder` turns bytes into :class:`Message`
+objects, :meth:`Message.encode` turns them back into bytes. Everything else in
+harness (server, client, fuzzers, captures, probe) drives this one codec.
+"""
+
+from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder, DecoderState
+from harness.errors import (
+    ERROR_CLASSES,
+    ContentError,
+    ContentNotDecodable,
+    ContentNotJSON,
+    ContentTooLarge,
+    DuplicateKey,
+    HeaderError,
+    HeaderNotJSON,
+    HeaderNotObject,
+    HeaderNotUTF8,
+    IncompleteMessage,
+    InvalidHeaderValue,
+    MissingHeaderKey,
+    NonFiniteNumber,
+    ProtocolError,
+    UnsupportedEncoding,
+    ZeroHeaderLength,
+)
+from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS, Message
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_CONTENT_LENGTH",
+    "ERROR_CLASSES",
+    "REQUIRED_KEYS",
+    "TEXT_ENCODINGS",
+    "ContentError",
+    "ContentNotDecodable",
+    "ContentNotJSON",
+    "ContentTooLarge",
+    "Decoder",
+    "DecoderState",
+    "DuplicateKey",
+    "HeaderError",
+    "HeaderNotJSON",
+    "HeaderNotObject",
+    "HeaderNotUTF8",
+    "IncompleteMessage",
+    "InvalidHeaderValue",
+    "Message",
+    "MissingHeaderKey",
+    "NonFiniteNumber",
+    "ProtocolError",
+    "UnsupportedEncoding",
+    "ZeroHeaderLength",
+    "decode_all",
+    "encode",
+]
+
+
+def encode(message: Message) -> bytes:
+    """The bytes of ``message`` on the wire (same as ``message.encode()``)."""
+    return message.encode()
+
+
+def decode_all(data: bytes, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> list[Message]:
+    """Decode a complete stream: every message in ``data``, or the first violation raised."""
+    decoder = Decoder(max_content_length)
+    messages = decoder.feed(data)
+    try:
+        decoder.close()
+    except ProtocolError as error:
+        error.messages = messages
+        raise
+    return messages

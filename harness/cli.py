@@ -1,0 +1,42 @@
+"""The ``harness`` command line.
+
+Each subcommand lives in its own module under :mod:`harness.commands` and
+exposes ``register(subparsers)``; this module only collects them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import harness.commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Test, fuzz, capture and probe servers of the lpjson protocol.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {harness.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_info in sorted(pkgutil.iter_modules(harness.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"harness.commands.{module_info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The incremental, sans-IO lpjson decoder.
+
+Feed it bytes as they arrive, in any chunks; it returns each message as soon
+as its last byte is in. It never touches a socket, a thread or an event loop.
+
+The receive buffer is a ``bytearray`` read through a moving position and
+compacted once per :meth:`Decoder.receive_data`, so the cost is linear in the
+bytes fed however they are chunked. Each piece of a message (the 2-byte
+prefix, the JSON header, the content) is consumed all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+import msgspec
+
+from harness.errors import (
+    ContentTooLarge,
+    DuplicateKey,
+    HeaderNotJSON,
+    HeaderNotObject,
+    HeaderNotUTF8,
+    IncompleteMessage,
+    NonFiniteNumber,
+    ProtocolError,
+    ZeroHeaderLength,
+)
+from harness.message import BYTEORDERS, Message, check_header
+from harness.strictjson import JSONViolation, loads_strict
+
+__all__ = ["Decoder", "DecoderState", "DEFAULT_MAX_CONTENT_LENGTH", "parse_header"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONTENT_LENGTH = 1 << 20
+
+_VIOLATIONS: dict[str, type[ProtocolError]] = {
+    "utf8": HeaderNotUTF8,
+    "json": HeaderNotJSON,
+    "non-finite": NonFiniteNumber,
+    "duplicate": DuplicateKey,
+}
+_SCALARS = (str, int, float, bool, type(None))
+_fast_decode = msgspec.json.Decoder().decode
+
+
+class DecoderState(enum.Enum):
+    """Where the decoder is in the stream."""
+
+    PREFIX = "prefix"  # waiting for the 2-byte header length
+    HEADER = "header"  # waiting for the JSON header
+    CONTENT = "content"  # waiting for the content
+    CLOSED = "closed"  # close() was called at a message boundary
+    FAILED = "failed"  # a ProtocolError was raised; it is raised again on any call
+
+
+def _parse_header_strict(raw: bytes, offset: int, max_content_length: int) -> tuple[dict[str, Any], int]:
+    try:
+        header = loads_strict(raw)
+    except JSONViolation as exc:
+        raise _VIOLATIONS[exc.kind](f"JSON header: {exc.reason}", offset) from None
+    if type(header) is not dict:
+        raise HeaderNotObject(f"JSON header is a {type(header).__name__}, not an object", offset)
+    return header, _check_limit(header, offset, max_content_length)
+
+
+def _check_limit(header: dict[str, Any], offset: int, max_content_length: int) -> int:
+    length = check_header(header, offset)
+    if length > max_content_length:
+        raise ContentTooLarge(
+            f"content-length {length} exceeds the limit of {max_content_length} bytes", offset
+        )
+    return length
+
+
+def parse_header(
+    raw: bytes, offset: int = 0, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+) -> tuple[dict[str, Any], int]:
+    """Parse and check one JSON header; return it and its content-length.
+
+    The fast path (msgspec) is taken only for a flat object of scalars whose
+    raw text holds exactly one ``:`` per key (so no key can repeat) and whose
+    required keys are valid: there the strict reader would return the same
+    dict. Everything else is decided by :func:`~harness.strictjson.loads_strict`.
+    """
+    try:
+        header = _fast_decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
+        header = None
+    if type(header) is dict and raw.count(b":") == len(header):
+        length = header.get("content-length")
+        byteorder = header.get("byteorder")
+        content_type = header.get("content-type")
+        encoding = header.get("content-encoding")
+        if (
+            type(length) is int
+            and 0 <= length <= max_content_length
+            and type(byteorder) is str
+            and byteorder in BYTEORDERS
+            and type(content_type) is str
+            and content_type
+            and type(encoding) is str
+            and encoding
+            and (len(header) == 4 or all(type(v) in _SCALARS for v in header.values()))
+        ):
+            return header, length
+    return _parse_header_strict(raw, offset, max_content_length)
+
+
+class Decoder:
+    """Incremental lpjson decoder.
+
+    ``feed(data)`` returns every message that ``data`` completes; ``close()``
+    says the stream ended. A violation raises a :class:`ProtocolError`
+    subclass whose ``offset`` is the stream offset of the offending message's
+    first byte and whose ``messages`` lists the messages that the same call
+    completed before it. After an error the decoder stays failed and raises
+    the same error again.
+
+    The h11-style pair ``receive_data(data)`` / ``next_message()`` gives the
+    same results one message at a time.
+    """
+
+    def __init__(self, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> None:
+        if max_content_length < 0:
+            raise ValueError("max_content_length must be >= 0")
+        self.max_content_length = max_content_length
+        self._buf = bytearray()
+        self._pos = 0  # parse position in _buf
+        self._base = 0  # stream offset of _buf[0]
+        self._state = DecoderState.PREFIX
+        self._header_length = 0
+        self._header: dict[str, Any] = {}
+        self._content_length = 0
+        self._error: ProtocolError | None = None
+
+    # -- introspection ----------------------------------------------------
+
+    @property
+    def state(self) -> DecoderState:
+        return self._state
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first byte not yet consumed into a message."""
+        return self._base + self._pos
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet part of a returned message."""
+        return len(self._buf) - self._pos
+
+    @property
+    def error(self) -> ProtocolError | None:
+        return self._error
+
+    @property
+    def bytes_needed(self) -> int:
+        """Bytes the current message still needs before it (or its next piece) completes."""
+        avail = len(self._buf) - self._pos
+        state = self._state
+        if state is DecoderState.PREFIX:
+            return max(0, 2 - avail)
+        if state is DecoderState.HEADER:
+            return max(0, 2 + self._header_length - avail)
+        if state is DecoderState.CONTENT:
+            return max(0, 2 + self._header_length + self._content_length - avail)
+        return 0
+
+    # -- feeding ----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Append ``data`` to the receive buffer (empty data changes nothing)."""
+        if self._error is not None:
+            self._error.messages = []
+            raise self._error
+        if self._state is DecoderState.CLOSED:
+            raise RuntimeError("the decoder was closed; it takes no more data")
+        if not data:
+            return
+        buf = self._buf
+        if self._pos:
+            del buf[: self._pos]
+            self._base += self._pos
+            self._pos = 0
+        buf += data
+
+    def next_message(self) -> Message | None:
+        """The next complete message, or ``None`` when more data is needed."""
+        messages = self._parse(1)
+        return messages[0] if messages else None
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add ``data``; return every message it completes, in order."""
+        self.receive_data(data)
+        return self._parse(-1)
+
+    def close(self) -> None:
+        """Say the stream ended; raise :class:`IncompleteMessage` if it ended mid-message."""
+        if self._error is not None:
+            self._error.messages = []
+            raise self._error
+        if self._state is DecoderState.CLOSED:
+            return
+        received = len(self._buf) - self._pos
+        if self._state is DecoderState.PREFIX and received == 0:
+            self._state = DecoderState.CLOSED
+            return
+        if self._state is DecoderState.PREFIX:
+            expected, piece = 2, "the 2-byte header length"
+        elif self._state is DecoderState.HEADER:
+            expected, piece = 2 + self._header_length, "the JSON header"
+        else:
+            expected = 2 + self._header_length + self._content_length
+            piece = "the content"
+        error = IncompleteMessage(
+            f"stream ended inside {piece}: the message needs {expected} bytes, {received} came",
+            self._base + self._pos,
+            expected,
+            received,
+        )
+        self._fail(error, [])
+
+    # -- the state machine ------------------------------------------------
+
+    def _fail(self, error: ProtocolError, messages: list[Message]) -> None:
+        error.messages = messages
+        self._error = error
+        self._state = DecoderState.FAILED
+        log.debug("decoder failed: %s", error)
+        raise error
+
+    def _parse(self, limit: int) -> list[Message]:
+        """Consume up to ``limit`` whole messages (all of them when ``limit`` < 0)."""
+        if self._error is not None:
+            self._error.messages = []
+            raise self._error
+        messages: list[Message] = []
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        state = self._state
+        PREFIX, HEADER, CONTENT = DecoderState.PREFIX, DecoderState.HEADER, DecoderState.CONTENT
+        header_length = self._header_length
+        header = self._header
+        content_length = self._content_length
+        try:
+            while limit:
+                if state is PREFIX:
+                    if end - pos < 2:
+                        break
+                    header_length = (buf[pos] << 8) | buf[pos + 1]
+                    if header_length == 0:
+                        raise ZeroHeaderLength("header length is 0: an empty header is not a JSON object", self._base + pos)
+                    state = HEADER
+                if state is HEADER:
+                    if end - pos < 2 + header_length:
+                        break
+                    header, content_length = parse_header(
+                        bytes(buf[pos + 2 : pos + 2 + header_length]),
+                        self._base + pos,
+                        self.max_content_length,
+                    )
+                    state = CONTENT
+                if state is CONTENT:
+                    start = pos + 2 + header_length
+                    stop = start + content_length
+                    if end < stop:
+                        break
+                    messages.append(Message._trusted(header, bytes(buf[start:stop])))
+                    pos = stop
+                    state = PREFIX
+                    limit -= 1
+                else:  # pragma: no cover - CLOSED is only reached through close()
+                    break
+        except ProtocolError as error:
+            self._pos = pos
+            self._header_length = header_length
+            self._fail(error, messages)
+        self._pos = pos
+        self._state = state
+        self._header_length = header_length
+        self._header = header
+        self._content_length = content_length
+        return messages

@@ -1,0 +1,123 @@
+"""Strict JSON reading shared by the header and ``text/json`` content.
+
+The protocol wants RFC 8259 JSON and nothing looser than Python's ``json``
+module lets through by default: no ``NaN``/``Infinity``, no numbers that
+overflow to infinity, no duplicate keys, no lone surrogate escapes (they could
+not be written back as UTF-8), and a fixed nesting limit (so that the verdict
+never depends on how deep the caller's stack is).
+
+:func:`loads_strict` is the definitive reader. The decoder tries a faster
+reader first (msgspec) and trusts it only where both readers provably agree;
+anything else comes here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "JSONViolation", "loads_strict"]
+
+#: Deepest nesting of arrays and objects accepted in a JSON text.
+MAX_DEPTH = 200
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class JSONViolation(Exception):
+    """Why a byte string is not strict JSON.
+
+    ``kind`` is one of ``"utf8"``, ``"json"``, ``"non-finite"``, ``"duplicate"``;
+    callers map it onto their own error class.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def _depth(raw: bytes) -> int:
+    """Deepest bracket nesting of ``raw`` outside strings (exact for valid JSON)."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRING.sub(b"", raw)):
+        if bracket in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _check_depth(raw: bytes) -> None:
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
+        raise JSONViolation("json", f"nested more than {MAX_DEPTH} levels deep")
+
+
+def loads_strict(raw: bytes, text: str | None = None) -> Any:
+    """Parse ``raw`` (UTF-8 bytes) as one strict JSON text.
+
+    When ``text`` is given it is the already-decoded text of ``raw`` and the
+    UTF-8 step is skipped. Violations are checked in a fixed order, so one
+    input always gets the same verdict: UTF-8, BOM, nesting depth, JSON
+    syntax, non-finite numbers, duplicate keys, lone surrogates.
+    """
+    if text is None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JSONViolation(
+                "utf8", f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
+            ) from None
+    if text.startswith("\ufeff"):
+        raise JSONViolation("utf8", "starts with a byte order mark")
+    _check_depth(raw)
+
+    non_finite: list[str] = []
+    duplicates: list[str] = []
+
+    def on_constant(name: str) -> float:
+        non_finite.append(name)
+        return math.nan
+
+    def on_float(literal: str) -> float:
+        value = float(literal)
+        if math.isinf(value):
+            non_finite.append(literal)
+        return value
+
+    def on_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs) and not duplicates:
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    duplicates.append(key)
+                    break
+                seen.add(key)
+        return obj
+
+    try:
+        value = json.loads(
+            text, object_pairs_hook=on_pairs, parse_constant=on_constant, parse_float=on_float
+        )
+    except json.JSONDecodeError as exc:
+        raise JSONViolation("json", f"{exc.msg} at character {exc.pos}") from None
+    except ValueError as exc:  # an integer literal past Python's digit limit
+        raise JSONViolation("json", f"number out of range: {exc}") from None
+    except RecursionError:  # pragma: no cover - _check_depth bounds the nesting first
+        raise JSONViolation("json", "nested too deeply") from None
+    if non_finite:
+        raise JSONViolation("non-finite", f"non-finite number {non_finite[0]}")
+    if duplicates:
+        raise JSONViolation("duplicate", f"duplicate key {duplicates[0]!r}")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise JSONViolation("utf8", "escapes a lone UTF-16 surrogate") from None
+    return value
