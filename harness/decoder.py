@@ -31,7 +31,7 @@ from harness.errors import (
 from harness.message import BYTEORDERS, Message, check_header
 from harness.strictjson import JSONViolation, loads_strict
 
-__all__ = ["Decoder", "DecoderState", "DEFAULT_MAX_CONTENT_LENGTH", "parse_header"]
+__all__ = ["DEFAULT_MAX_CONTENT_LENGTH", "Decoder", "DecoderState", "parse_header"]
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,9 @@ class Decoder:
                         break
                     header_length = (buf[pos] << 8) | buf[pos + 1]
                     if header_length == 0:
-                        raise ZeroHeaderLength("header length is 0: an empty header is not a JSON object", self._base + pos)
+                        raise ZeroHeaderLength(
+                            "header length is 0: an empty header is not a JSON object", self._base + pos
+                        )
                     state = HEADER
                 if state is HEADER:
                     if end - pos < 2 + header_length:

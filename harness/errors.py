@@ -14,23 +14,23 @@ if TYPE_CHECKING:
     from harness.message import Message
 
 __all__ = [
-    "ProtocolError",
-    "HeaderError",
-    "ZeroHeaderLength",
-    "HeaderNotUTF8",
-    "HeaderNotJSON",
-    "NonFiniteNumber",
-    "DuplicateKey",
-    "HeaderNotObject",
-    "MissingHeaderKey",
-    "InvalidHeaderValue",
-    "ContentTooLarge",
-    "IncompleteMessage",
+    "ERROR_CLASSES",
     "ContentError",
-    "UnsupportedEncoding",
     "ContentNotDecodable",
     "ContentNotJSON",
-    "ERROR_CLASSES",
+    "ContentTooLarge",
+    "DuplicateKey",
+    "HeaderError",
+    "HeaderNotJSON",
+    "HeaderNotObject",
+    "HeaderNotUTF8",
+    "IncompleteMessage",
+    "InvalidHeaderValue",
+    "MissingHeaderKey",
+    "NonFiniteNumber",
+    "ProtocolError",
+    "UnsupportedEncoding",
+    "ZeroHeaderLength",
 ]
 
 

@@ -25,12 +25,12 @@ from harness.errors import (
 from harness.strictjson import JSONViolation, loads_strict
 
 __all__ = [
-    "Message",
+    "BINARY_ENCODING",
+    "JSON_CONTENT_TYPE",
+    "MAX_HEADER_LENGTH",
     "REQUIRED_KEYS",
     "TEXT_ENCODINGS",
-    "JSON_CONTENT_TYPE",
-    "BINARY_ENCODING",
-    "MAX_HEADER_LENGTH",
+    "Message",
     "check_header",
 ]
 
@@ -63,9 +63,7 @@ def check_header(header: dict[str, Any], offset: int | None = None) -> int:
             raise InvalidHeaderValue(f"{key} must be a non-empty string, not {value!r:.80}", offset)
     length = header["content-length"]
     if type(length) is not int or length < 0:
-        raise InvalidHeaderValue(
-            f"content-length must be an integer >= 0, not {length!r:.80}", offset
-        )
+        raise InvalidHeaderValue(f"content-length must be an integer >= 0, not {length!r:.80}", offset)
     return length
 
 
@@ -171,7 +169,7 @@ class Message:
 
     @property
     def is_json(self) -> bool:
-        return self.header["content-type"] == JSON_CONTENT_TYPE
+        return bool(self.header["content-type"] == JSON_CONTENT_TYPE)
 
     def text(self) -> str:
         """The content decoded through its content-encoding, if that is on the allow-list.

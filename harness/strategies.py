@@ -46,9 +46,9 @@ from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS, TEXT_ENCODINGS, Me
 from harness.strictjson import MAX_DEPTH
 
 __all__ = [
+    "VIOLATION_KINDS",
     "Malformed",
     "Stream",
-    "VIOLATION_KINDS",
     "bad_content_messages",
     "binary_contents",
     "chunkings",
@@ -67,7 +67,7 @@ data = st.data  # re-exported for convenience in tests
 # -- JSON values ------------------------------------------------------------
 
 #: Text that survives a UTF-8 round trip (no lone surrogates).
-_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 _json_scalars = (
     st.none()
     | st.booleans()
@@ -95,8 +95,13 @@ def extension_headers(max_size: int = 3) -> st.SearchStrategy[dict[str, Any]]:
 # -- valid messages -----------------------------------------------------------
 
 _content_types = st.sampled_from(
-    ["text/json", "binary/custom-client-binary-type", "binary/custom-server-binary-type",
-     "application/octet-stream", "image/png"]
+    [
+        "text/json",
+        "binary/custom-client-binary-type",
+        "binary/custom-server-binary-type",
+        "application/octet-stream",
+        "image/png",
+    ]
 ) | st.text(min_size=1, max_size=12)
 _encodings = st.sampled_from(["binary", "utf-8", "utf-16", "latin-1"]) | st.text(min_size=1, max_size=8)
 _byteorders = st.sampled_from(["little", "big"])
@@ -107,8 +112,10 @@ def binary_contents(max_size: int = 2048, large: int = 200_000) -> st.SearchStra
     big = st.tuples(st.integers(max_size, large), st.binary(min_size=1, max_size=16)).map(
         lambda t: (t[1] * (t[0] // len(t[1]) + 1))[: t[0]]
     )
-    return st.one_of(st.just(b""), st.binary(max_size=max_size), big) if large > max_size else (
-        st.just(b"") | st.binary(max_size=max_size)
+    return (
+        st.one_of(st.just(b""), st.binary(max_size=max_size), big)
+        if large > max_size
+        else (st.just(b"") | st.binary(max_size=max_size))
     )
 
 
@@ -146,15 +153,15 @@ def search_requests() -> st.SearchStrategy[Message]:
     value = st.sampled_from(["morpheus", "ring", "🐶", "needle"]) | _text
     search = st.builds(lambda v: Message.from_json({"action": "search", "value": v}), value)
     other = st.builds(
-        lambda a, v: Message.from_json({"action": a, "value": v}), _text.filter(lambda a: a != "search"), value
+        lambda a, v: Message.from_json({"action": a, "value": v}),
+        _text.filter(lambda a: a != "search"),
+        value,
     )
     binary = st.builds(lambda a, v: Message.from_bytes((a + v).encode()), _text, value)
     return search | other | binary
 
 
-def messages(
-    *, extensions: bool = True, max_content_size: int = 200_000
-) -> st.SearchStrategy[Message]:
+def messages(*, extensions: bool = True, max_content_size: int = 200_000) -> st.SearchStrategy[Message]:
     """Any valid message: ``text/json`` in every allowed encoding, binary of any type,
     empty and large contents, extension headers."""
     return st.one_of(
@@ -194,10 +201,15 @@ class Stream:
 
 @st.composite
 def streams(
-    draw: st.DrawFn, min_size: int = 0, max_size: int = 8, message_strategy: st.SearchStrategy[Message] | None = None
+    draw: st.DrawFn,
+    min_size: int = 0,
+    max_size: int = 8,
+    message_strategy: st.SearchStrategy[Message] | None = None,
 ) -> Stream:
     """Valid messages back to back, headers written in varied valid styles."""
-    msgs = draw(st.lists(message_strategy or messages(max_content_size=50_000), min_size=min_size, max_size=max_size))
+    msgs = draw(
+        st.lists(message_strategy or messages(max_content_size=50_000), min_size=min_size, max_size=max_size)
+    )
     parts = [draw(wire_messages(m))[1] for m in msgs]
     return Stream(msgs, b"".join(parts))
 
@@ -287,11 +299,24 @@ _trailing = st.binary(max_size=8)
 
 @st.composite
 def _zero_header_length(draw: st.DrawFn) -> Malformed:
-    return Malformed("zero-header-length", b"\x00\x00" + draw(_trailing), ZeroHeaderLength,
-                     "the 2-byte prefix announces an empty header")
+    return Malformed(
+        "zero-header-length",
+        b"\x00\x00" + draw(_trailing),
+        ZeroHeaderLength,
+        "the 2-byte prefix announces an empty header",
+    )
 
 
-_BAD_UTF8 = [b"\xff", b"\xfe", b"\x80", b"\xc0\x80", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"]
+_BAD_UTF8 = [
+    b"\xff",
+    b"\xfe",
+    b"\x80",
+    b"\xc0\x80",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xe2\x82",
+]
 
 
 @st.composite
@@ -350,8 +375,12 @@ def _non_finite(draw: st.DrawFn) -> Malformed:
         text = _dumps(header).replace('"content-length": 0', f'"content-length": {literal}')
     else:
         text = _dumps(header)[:-1] + f', "x-value": [{literal}]}}'
-    return Malformed("non-finite-number", _frame(text.encode()) + draw(_trailing), NonFiniteNumber,
-                     f"the JSON header holds the number {literal}")
+    return Malformed(
+        "non-finite-number",
+        _frame(text.encode()) + draw(_trailing),
+        NonFiniteNumber,
+        f"the JSON header holds the number {literal}",
+    )
 
 
 @st.composite
@@ -365,19 +394,31 @@ def _duplicate_key(draw: st.DrawFn) -> Malformed:
     else:
         key = draw(_text)
         text = text[:-1] + f', "x-obj": {{{json.dumps(key)}: 1, {json.dumps(key)}: 2}}}}'
-    return Malformed("duplicate-key", _frame(text.encode()) + draw(_trailing), DuplicateKey,
-                     f"the JSON header repeats the key {key!r}")
+    return Malformed(
+        "duplicate-key",
+        _frame(text.encode()) + draw(_trailing),
+        DuplicateKey,
+        f"the JSON header repeats the key {key!r}",
+    )
 
 
 @st.composite
 def _not_object(draw: st.DrawFn) -> Malformed:
-    value = draw(st.one_of(st.lists(json_values(3), max_size=3), _json_scalars.filter(lambda v: not (
-        isinstance(v, float) and not math.isfinite(v)))))
+    value = draw(
+        st.one_of(
+            st.lists(json_values(3), max_size=3),
+            _json_scalars.filter(lambda v: not (isinstance(v, float) and not math.isfinite(v))),
+        )
+    )
     raw = json.dumps(value, ensure_ascii=False).encode()
     if len(raw) > MAX_HEADER_LENGTH:  # pragma: no cover
         raw = b"[]"
-    return Malformed("header-not-object", _frame(raw) + draw(_trailing), HeaderNotObject,
-                     f"the JSON header is a {type(value).__name__}")
+    return Malformed(
+        "header-not-object",
+        _frame(raw) + draw(_trailing),
+        HeaderNotObject,
+        f"the JSON header is a {type(value).__name__}",
+    )
 
 
 @st.composite
@@ -389,8 +430,12 @@ def _missing_key(draw: st.DrawFn) -> Malformed:
     header.update(draw(extension_headers(2)))
     for key in drop:
         header.pop(key, None)
-    return Malformed("missing-header-key", _frame(_dumps(header).encode()) + draw(_trailing), MissingHeaderKey,
-                     "the JSON header lacks " + ", ".join(sorted(drop)))
+    return Malformed(
+        "missing-header-key",
+        _frame(_dumps(header).encode()) + draw(_trailing),
+        MissingHeaderKey,
+        "the JSON header lacks " + ", ".join(sorted(drop)),
+    )
 
 
 _BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
@@ -408,8 +453,12 @@ def _invalid_value(draw: st.DrawFn) -> Malformed:
     header = _valid_header(draw)
     key = draw(st.sampled_from(REQUIRED_KEYS))
     header[key] = draw(_BAD_VALUES[key])
-    return Malformed("invalid-header-value", _frame(_dumps(header).encode()) + draw(_trailing), InvalidHeaderValue,
-                     f"the JSON header sets {key} to {header[key]!r}")
+    return Malformed(
+        "invalid-header-value",
+        _frame(_dumps(header).encode()) + draw(_trailing),
+        InvalidHeaderValue,
+        f"the JSON header sets {key} to {header[key]!r}",
+    )
 
 
 @st.composite
@@ -417,9 +466,13 @@ def _too_large(draw: st.DrawFn, max_content_length: int) -> Malformed:
     length = draw(st.integers(max_content_length + 1, max(max_content_length + 1, 2**40)))
     header = _valid_header(draw, length)
     # Some of the content may follow; the error must come from the header alone.
-    return Malformed("content-too-large", _frame(_dumps(header).encode()) + draw(_trailing), ContentTooLarge,
-                     f"content-length {length} is over the limit of {max_content_length}",
-                     extra={"content_length": length})
+    return Malformed(
+        "content-too-large",
+        _frame(_dumps(header).encode()) + draw(_trailing),
+        ContentTooLarge,
+        f"content-length {length} is over the limit of {max_content_length}",
+        extra={"content_length": length},
+    )
 
 
 @st.composite
@@ -434,9 +487,14 @@ def _incomplete(draw: st.DrawFn) -> Malformed:
         expected = header_end
     else:
         expected = len(raw)
-    return Malformed("incomplete-message", raw[:cut], IncompleteMessage,
-                     f"the stream ends after {cut} of the message's {len(raw)} bytes",
-                     expected=expected, received=cut)
+    return Malformed(
+        "incomplete-message",
+        raw[:cut],
+        IncompleteMessage,
+        f"the stream ends after {cut} of the message's {len(raw)} bytes",
+        expected=expected,
+        received=cut,
+    )
 
 
 def malformed_messages(
@@ -469,13 +527,17 @@ def bad_content_messages(draw: st.DrawFn) -> tuple[Message, type[ContentError]]:
     """Well-framed ``text/json`` messages whose content cannot be read as JSON text."""
     style = draw(st.sampled_from(["encoding", "undecodable", "not-json"]))
     if style == "encoding":
-        encoding = draw(st.sampled_from(["binary", "rot13", "utf-7", "base64", "x-unknown"]) | st.text(min_size=1, max_size=8)
-                        .filter(lambda e: e.lower() not in TEXT_ENCODINGS))
+        encoding = draw(
+            st.sampled_from(["binary", "rot13", "utf-7", "base64", "x-unknown"])
+            | st.text(min_size=1, max_size=8).filter(lambda e: e.lower() not in TEXT_ENCODINGS)
+        )
         content = b'{"action": "search", "value": "x"}'
         return Message.from_bytes(content, content_type="text/json", encoding=encoding), UnsupportedEncoding
     if style == "undecodable":
         bad = draw(st.sampled_from(_BAD_UTF8))
         content = b'{"action": "search", "value": "' + bad + b'"}'
         return Message.from_bytes(content, content_type="text/json", encoding="utf-8"), ContentNotDecodable
-    content = draw(st.sampled_from([b"", b"{", b"not json", b'{"a": NaN}', b'{"a": 1, "a": 2}', b"[1,]", b"{} {}"]))
+    content = draw(
+        st.sampled_from([b"", b"{", b"not json", b'{"a": NaN}', b'{"a": 1, "a": 2}', b"[1,]", b"{} {}"])
+    )
     return Message.from_bytes(content, content_type="text/json", encoding="utf-8"), ContentNotJSON

@@ -70,9 +70,7 @@ def loads_strict(raw: bytes, text: str | None = None) -> Any:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JSONViolation(
-                "utf8", f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
-            ) from None
+            raise JSONViolation("utf8", f"invalid UTF-8 at byte {exc.start} ({exc.reason})") from None
     if text.startswith("\ufeff"):
         raise JSONViolation("utf8", "starts with a byte order mark")
     _check_depth(raw)
@@ -102,9 +100,7 @@ def loads_strict(raw: bytes, text: str | None = None) -> Any:
         return obj
 
     try:
-        value = json.loads(
-            text, object_pairs_hook=on_pairs, parse_constant=on_constant, parse_float=on_float
-        )
+        value = json.loads(text, object_pairs_hook=on_pairs, parse_constant=on_constant, parse_float=on_float)
     except json.JSONDecodeError as exc:
         raise JSONViolation("json", f"{exc.msg} at character {exc.pos}") from None
     except ValueError as exc:  # an integer literal past Python's digit limit
