@@ -1,0 +1,679 @@
+"""An lpjson load generator: many connections, pipelined requests, latency percentiles.
+
+Two client patterns, both on asyncio protocols (uvloop when asked and installed):
+
+- ``pipeline`` (the default): ``connections`` long-lived connections, each keeping
+  ``depth`` requests in flight. Every answer received is replaced at once by a new
+  request, written together with the others that the same ``recv`` completed.
+- ``connect-per-request``: the guide's client pattern: ``connections`` concurrent
+  workers, each opening a new connection for every request, reading one answer and
+  closing.
+
+An *answer* is any well-formed lpjson message coming back, in order; an echo server
+returning the requests themselves therefore counts as a perfect server (that is the
+point: it is the ceiling a Python server can reach on this loopback). Framing is read
+with :func:`harness.decoder.parse_header`; each distinct response is decoded once by
+the real :class:`~harness.decoder.Decoder` and the verdict cached, so the per-answer
+cost stays a few dictionary lookups and the generator is not the bottleneck. A
+response carrying an ``{"error": ...}`` object (the reference server's error message)
+counts as an error, not an answer.
+
+Library code here logs; :func:`run_load` reports progress through a callback and the
+``harness load`` command prints it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from array import array
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import IO, Any, cast
+
+from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder, parse_header
+from harness.errors import ProtocolError
+from harness.message import Message
+
+__all__ = [
+    "MODES",
+    "LoadConfig",
+    "LoadResult",
+    "LoadStatus",
+    "ServerProcess",
+    "default_requests",
+    "percentile",
+    "run_load",
+    "run_load_async",
+]
+
+log = logging.getLogger(__name__)
+
+MODES = ("pipeline", "connect-per-request")
+_CACHE_LIMIT = 4096  # distinct headers / responses remembered (bounded memory on a hostile server)
+_now = time.perf_counter_ns
+
+
+def default_requests() -> list[bytes]:
+    """The guide's requests: the four searches of PROTOCOL.md and one binary request."""
+    queries = ("morpheus", "ring", "🐶", "needle")
+    messages = [Message.from_json({"action": "search", "value": value}) for value in queries]
+    messages.append(Message.from_bytes("binary😃".encode()))
+    return [message.encode() for message in messages]
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """What to run: target, client pattern and sizes."""
+
+    host: str
+    port: int
+    connections: int = 50
+    depth: int = 10
+    duration: float = 10.0
+    warmup: float = 0.0
+    mode: str = "pipeline"
+    requests: Sequence[bytes] = field(default_factory=default_requests)
+    timeout: float = 5.0  # no byte for this long while answers are due -> error, reconnect
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    status_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.connections < 1 or self.depth < 1:
+            raise ValueError("connections and depth must be >= 1")
+        if self.duration <= 0 or self.warmup < 0 or self.timeout <= 0:
+            raise ValueError("duration and timeout must be > 0, warmup >= 0")
+        if not self.requests:
+            raise ValueError("at least one request is needed")
+
+
+@dataclass(frozen=True)
+class LoadStatus:
+    """A periodic snapshot, for a live status line."""
+
+    elapsed: float  # seconds since the start (warm-up included)
+    measuring: bool  # False during warm-up
+    answers: int  # answers counted so far (measured window only)
+    interval_rate: float  # answers (and error responses) per second over the last interval
+    interval_p99_ms: float  # p99 latency over the last interval (nan if none)
+    errors: int
+    open_connections: int
+
+
+@dataclass
+class LoadResult:
+    """What a run measured. Latencies in milliseconds."""
+
+    host: str
+    port: int
+    mode: str
+    connections: int
+    depth: int
+    duration: float  # measured window, seconds
+    answers: int
+    sent: int
+    errors: dict[str, int]
+    latencies_ns: array[int] = field(repr=False)
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.answers / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def errors_total(self) -> int:
+        return sum(self.errors.values())
+
+    def latency_ms(self) -> dict[str, float]:
+        ordered = sorted(self.latencies_ns)
+        if not ordered:
+            nan = float("nan")
+            return {"p50": nan, "p90": nan, "p99": nan, "max": nan, "mean": nan}
+        return {
+            "p50": percentile(ordered, 50) / 1e6,
+            "p90": percentile(ordered, 90) / 1e6,
+            "p99": percentile(ordered, 99) / 1e6,
+            "max": ordered[-1] / 1e6,
+            "mean": sum(ordered) / len(ordered) / 1e6,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        latency = {k: (None if math.isnan(v) else round(v, 4)) for k, v in self.latency_ms().items()}
+        return {
+            "target": f"{self.host}:{self.port}",
+            "mode": self.mode,
+            "connections": self.connections,
+            "depth": self.depth,
+            "duration_s": round(self.duration, 3),
+            "answers": self.answers,
+            "sent": self.sent,
+            "requests_per_s": round(self.requests_per_second, 1),
+            "latency_ms": latency,
+            "errors": dict(sorted(self.errors.items())),
+            "errors_total": self.errors_total,
+        }
+
+    def summary(self) -> str:
+        lat = self.latency_ms()
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
+        return (
+            f"{self.mode} {self.host}:{self.port}  c={self.connections} d={self.depth}  "
+            f"{self.duration:.1f}s: {self.answers} answers, {self.requests_per_second:,.0f} req/s\n"
+            f"latency p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f} ms  p99 {lat['p99']:.3f} ms  "
+            f"max {lat['max']:.3f} ms\nerrors: {errors}"
+        )
+
+
+def percentile(ordered: Sequence[int] | Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty sequence."""
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+class _ResponseReader:
+    """Frames responses and classifies them, caching per distinct header and per distinct response."""
+
+    def __init__(self, max_content_length: int) -> None:
+        self.max_content_length = max_content_length
+        self._lengths: dict[bytes, int] = {}
+        self._verdicts: dict[bytes, str | None] = {}
+
+    def content_length(self, raw_header: bytes) -> int:
+        length = self._lengths.get(raw_header)
+        if length is None:
+            _, length = parse_header(raw_header, 0, self.max_content_length)  # may raise ProtocolError
+            if len(self._lengths) < _CACHE_LIMIT:
+                self._lengths[raw_header] = length
+        return length
+
+    def verdict(self, frame: bytes) -> str | None:
+        """``None`` for a good answer, else the error kind (an error response from the server)."""
+        try:
+            return self._verdicts[frame]
+        except KeyError:
+            pass
+        verdict: str | None = None
+        (message,) = Decoder(self.max_content_length).feed(frame)
+        if message.is_json:
+            try:
+                value = message.json()
+            except ProtocolError:
+                verdict = "bad-response-content"
+            else:
+                if isinstance(value, dict) and "error" in value:
+                    verdict = f"error-response:{value['error']}"
+        if len(self._verdicts) < _CACHE_LIMIT:
+            self._verdicts[frame] = verdict
+        return verdict
+
+
+class _Run:
+    """State shared by every connection of one run."""
+
+    def __init__(self, config: LoadConfig) -> None:
+        self.config = config
+        self.reader = _ResponseReader(config.max_content_length)
+        self.measuring = False
+        self.sending = True
+        self.answers = 0  # good answers in the measured window
+        self.seen = 0  # every answer or error response, warm-up included (for the status line)
+        self.sent = 0
+        self.errors: Counter[str] = Counter()
+        self.latencies: array[int] = array("q")
+        self.clients: set[_PipelineClient] = set()
+        # The request ring: requests[i:i+k] for any i < n and k <= depth is one slice of `ring`.
+        reqs = list(config.requests)
+        n = len(reqs)
+        extended = [reqs[j % n] for j in range(n + max(config.depth, 1))]
+        self.ring = b"".join(extended)
+        self.offsets = [0]
+        for r in extended:
+            self.offsets.append(self.offsets[-1] + len(r))
+        self.n_requests = n
+
+    def error(self, kind: str) -> None:
+        if self.measuring:
+            self.errors[kind] += 1
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect-refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ProtocolError):
+        return f"bad-response:{exc.code}"
+    if isinstance(exc, OSError):
+        return f"os-error:{exc.errno}"
+    return type(exc).__name__
+
+
+class _PipelineClient(asyncio.Protocol):
+    """One long-lived connection keeping ``depth`` requests in flight."""
+
+    def __init__(self, run: _Run, index: int) -> None:
+        self.run = run
+        self.index = index % run.n_requests  # next request to send, an index into the ring
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.sent_at: deque[int] = deque()
+        self.last_activity = _now()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.failed = False
+
+    def _send(self, k: int) -> None:
+        run = self.run
+        i = self.index
+        assert self.transport is not None
+        self.transport.write(run.ring[run.offsets[i] : run.offsets[i + k]])
+        self.index = (i + k) % run.n_requests
+        self.sent_at.extend(repeat(_now(), k))
+        if run.measuring:
+            run.sent += k
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.run.clients.add(self)
+        self.last_activity = _now()
+        self._send(self.run.config.depth)
+
+    def data_received(self, data: bytes) -> None:
+        run = self.run
+        buf = self.buf
+        buf += data
+        end = len(buf)
+        pos = 0
+        good = 0
+        errors: list[str] = []
+        reader = run.reader
+        try:
+            while end - pos >= 2:
+                header_length = (buf[pos] << 8) | buf[pos + 1]
+                if end - pos < 2 + header_length:
+                    break
+                length = reader.content_length(bytes(buf[pos + 2 : pos + 2 + header_length]))
+                stop = pos + 2 + header_length + length
+                if stop > end:
+                    break
+                verdict = reader.verdict(bytes(buf[pos:stop]))
+                if verdict is None:
+                    good += 1
+                else:
+                    errors.append(verdict)
+                pos = stop
+        except ProtocolError as exc:
+            self._fail(_error_kind(exc))
+            return
+        if pos:
+            del buf[:pos]
+        count = good + len(errors)
+        if not count:
+            return
+        now = _now()
+        self.last_activity = now
+        run.seen += count
+        sent_at = self.sent_at
+        if count > len(sent_at):
+            self._fail("unsolicited-response")
+            return
+        if run.measuring:
+            run.answers += good
+            lat = run.latencies
+            for _ in range(count):
+                lat.append(now - sent_at.popleft())
+            for kind in errors:
+                run.errors[kind] += 1
+        else:
+            for _ in range(count):
+                sent_at.popleft()
+        if run.sending:
+            self._send(count)
+        elif not sent_at:
+            self.close()
+
+    def _fail(self, kind: str) -> None:
+        if not self.failed:
+            self.failed = True
+            self.run.error(kind)
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        if self.sent_at and self.run.sending:
+            self._fail("closed-by-server")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.run.clients.discard(self)
+        if exc is not None:
+            if self.run.sending:
+                self._fail(_error_kind(exc))
+        elif self.sent_at and self.run.sending:
+            self._fail("closed-by-server")
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def check_timeout(self, now: int) -> None:
+        if self.sent_at and now - self.last_activity > self.run.config.timeout * 1e9:
+            self._fail("timeout")
+
+
+async def _pipeline_worker(run: _Run, index: int) -> None:
+    """Keep one connection open; reconnect when the server drops it, until the run ends."""
+    loop = asyncio.get_running_loop()
+    config = run.config
+    while run.sending:
+        try:
+            _, client = await asyncio.wait_for(
+                loop.create_connection(lambda: _PipelineClient(run, index), config.host, config.port),
+                config.timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            run.error("connect-" + _error_kind(exc).removeprefix("connect-"))
+            await asyncio.sleep(0.05)  # back off: a refused connect must not spin the loop
+            continue
+        await client.done
+
+
+class _OneShotClient(asyncio.Protocol):
+    """The guide's client: send one request, read one response, close."""
+
+    def __init__(self, run: _Run, request: bytes) -> None:
+        self.run = run
+        self.request = request
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.result: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        # A run that ends cancels the waiting worker: the connection's fate is then of no interest.
+        self.result.add_done_callback(_consume_exception)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if self.result.done() or len(buf) < 2:
+            return
+        header_length = (buf[0] << 8) | buf[1]
+        if len(buf) < 2 + header_length:
+            return
+        try:
+            length = self.run.reader.content_length(bytes(buf[2 : 2 + header_length]))
+        except ProtocolError as exc:
+            self.result.set_exception(exc)
+            return
+        stop = 2 + header_length + length
+        if len(buf) >= stop:
+            self.result.set_result(self.run.reader.verdict(bytes(buf[:stop])))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.result.done():
+            self.result.set_exception(exc or ConnectionResetError("closed before the answer"))
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _oneshot_worker(run: _Run, index: int) -> None:
+    loop = asyncio.get_running_loop()
+    config = run.config
+    i = index % run.n_requests
+    while run.sending:
+        request = config.requests[i]
+        i = (i + 1) % run.n_requests
+        start = _now()
+        transport: asyncio.BaseTransport | None = None
+        try:
+            async with asyncio.timeout(config.timeout):
+                transport, client = await loop.create_connection(
+                    functools.partial(_OneShotClient, run, request), config.host, config.port
+                )
+                verdict = await client.result
+        except (OSError, TimeoutError, ProtocolError) as exc:
+            run.error(_error_kind(exc))
+            if isinstance(exc, ConnectionRefusedError):
+                await asyncio.sleep(0.05)  # back off: a refused connect must not spin the loop
+            continue
+        finally:
+            if transport is not None:
+                transport.close()
+        run.seen += 1
+        if run.measuring:
+            run.sent += 1
+            run.latencies.append(_now() - start)
+            if verdict is None:
+                run.answers += 1
+            else:
+                run.errors[verdict] += 1
+
+
+async def run_load_async(
+    config: LoadConfig, progress: Callable[[LoadStatus], None] | None = None
+) -> LoadResult:
+    """Run ``config`` on the running event loop and return what was measured."""
+    run = _Run(config)
+    loop = asyncio.get_running_loop()
+    worker = _pipeline_worker if config.mode == "pipeline" else _oneshot_worker
+    start = _now()
+    window_start = start
+
+    def start_measuring() -> None:
+        nonlocal window_start
+        window_start = _now()
+        run.measuring = True
+
+    if config.warmup > 0:
+        measuring_handle: asyncio.TimerHandle | None = loop.call_later(config.warmup, start_measuring)
+    else:
+        measuring_handle = None
+        run.measuring = True
+    finished = asyncio.Event()
+    stop_handle = loop.call_later(config.warmup + config.duration, finished.set)
+    tasks = [asyncio.create_task(worker(run, i)) for i in range(config.connections)]
+    tick = min(0.25, config.status_interval)
+    next_status = start + int(config.status_interval * 1e9)
+    last_seen = 0
+    last_latency_index = 0
+    last_status = start
+    try:
+        while not finished.is_set():
+            now = _now()
+            for client in list(run.clients):
+                client.check_timeout(now)
+            if progress is not None and now >= next_status:
+                recent = sorted(run.latencies[last_latency_index:])
+                seconds = (now - last_status) / 1e9
+                progress(
+                    LoadStatus(
+                        elapsed=(now - start) / 1e9,
+                        measuring=run.measuring,
+                        answers=run.answers,
+                        interval_rate=(run.seen - last_seen) / seconds if seconds > 0 else 0.0,
+                        interval_p99_ms=percentile(recent, 99) / 1e6 if recent else float("nan"),
+                        errors=sum(run.errors.values()),
+                        open_connections=len(run.clients),
+                    )
+                )
+                last_seen = run.seen
+                last_latency_index = len(run.latencies)
+                last_status = now
+                next_status = now + int(config.status_interval * 1e9)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), tick)
+    finally:
+        end = _now()
+        run.sending = False
+        stop_handle.cancel()
+        if measuring_handle is not None:
+            measuring_handle.cancel()
+        run.measuring = False
+        for task in tasks:
+            task.cancel()
+        for client in list(run.clients):
+            client.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return LoadResult(
+        host=config.host,
+        port=config.port,
+        mode=config.mode,
+        connections=config.connections,
+        depth=config.depth if config.mode == "pipeline" else 1,
+        duration=(end - window_start) / 1e9,
+        answers=run.answers,
+        sent=run.sent,
+        errors=dict(run.errors),
+        latencies_ns=run.latencies,
+    )
+
+
+def run_load(
+    config: LoadConfig,
+    progress: Callable[[LoadStatus], None] | None = None,
+    *,
+    use_uvloop: bool = False,
+) -> LoadResult:
+    """Run ``config`` on a new event loop (uvloop's when asked and installed)."""
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("uvloop is not installed; using the default asyncio event loop")
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(run_load_async(config, progress))
+    return asyncio.run(run_load_async(config, progress))
+
+
+class ServerProcess:
+    """A server in a child process, for measurements that must not share a core with the generator.
+
+    ``argv`` must start a server that prints ``Listening on HOST:PORT`` as its first stdout
+    line (``harness serve`` and ``benchmarks/echo_server.py`` do). :meth:`start` waits for
+    that line (at most ``startup_timeout`` seconds) and returns the address. The
+    child's peak resident set size is read from ``/proc`` (:meth:`peak_rss`).
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        startup_timeout: float = 15.0,
+        stderr: int | IO[Any] | None = subprocess.DEVNULL,
+        preexec_fn: Callable[[], Any] | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.startup_timeout = startup_timeout
+        self.stderr = stderr
+        self.preexec_fn = preexec_fn
+        self.process: subprocess.Popen[bytes] | None = None
+        self.address: tuple[str, int] | None = None
+
+    @classmethod
+    def reference(cls, *options: str, **kwargs: Any) -> ServerProcess:
+        """``python -m harness serve --port 0`` plus ``options``."""
+        return cls([sys.executable, "-m", "harness", "serve", "--port", "0", *options], **kwargs)
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the server is not running")
+        return self.process.pid
+
+    def start(self) -> tuple[str, int]:
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            preexec_fn=self.preexec_fn,  # tests lower rlimits in the child
+        )
+        assert self.process.stdout is not None
+        line = b""
+        deadline = time.monotonic() + self.startup_timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    self.stop()
+                    raise TimeoutError(
+                        f"{self.argv!r} printed no 'Listening on' line in {self.startup_timeout}s"
+                    )
+                chunk = os.read(self.process.stdout.fileno(), 1)
+                if not chunk:
+                    code = self.process.wait(5)
+                    raise RuntimeError(f"{self.argv!r} exited with {code} before listening")
+                line += chunk
+        match = re.match(rb"Listening on (.+):(\d+)\s*$", line)
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"unexpected first line from the server: {line!r}")
+        host = match.group(1).decode().strip("[]")
+        self.address = (host, int(match.group(2)))
+        log.info("server pid %d listening on %s:%d", self.process.pid, *self.address)
+        return self.address
+
+    def peak_rss(self) -> int:
+        """The child's peak resident set size in bytes (``VmHWM``), 0 once it is gone."""
+        return _proc_status_kib(self.pid, "VmHWM") * 1024
+
+    def rss(self) -> int:
+        """The child's current resident set size in bytes (``VmRSS``)."""
+        return _proc_status_kib(self.pid, "VmRSS") * 1024
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait, SIGKILL if needed; return the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("server pid %d ignored SIGTERM; killing it", process.pid)
+                process.kill()
+                process.wait(timeout)
+        if process.stdout is not None:
+            process.stdout.close()
+        return process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _proc_status_kib(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return 0
+    return 0
