@@ -1,0 +1,89 @@
+"""The search application of PROTOCOL.md, as a pure function.
+
+:func:`search_app` maps one request :class:`~harness.message.Message` to its
+response, with no I/O and no state, so the asyncio server, the fuzzers and the
+tests all run the very same application. :func:`error_response` builds the
+error message the reference server sends on a protocol error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import ProtocolError
+from harness.message import JSON_CONTENT_TYPE, Message
+
+__all__ = [
+    "BINARY_RESPONSE_PREFIX",
+    "BINARY_RESPONSE_TYPE",
+    "INTERNAL_ERROR",
+    "SEARCH_ANSWERS",
+    "App",
+    "error_message",
+    "error_response",
+    "search_answer",
+    "search_app",
+]
+
+#: An application: one request in, one response out.
+App = Callable[[Message], Message]
+
+#: The answers of the guide's search application.
+SEARCH_ANSWERS: dict[str, str] = {
+    "morpheus": "Follow the white rabbit. \U0001f430",
+    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
+}
+BINARY_RESPONSE_TYPE = "binary/custom-server-binary-type"
+BINARY_RESPONSE_PREFIX = b"First 10 bytes of request: "
+#: The error code sent when the application itself fails on a request.
+INTERNAL_ERROR = "internal-error"
+
+
+def search_answer(action: Any, value: Any) -> str:
+    """The ``result`` string for a ``text/json`` request holding ``action`` and ``value``.
+
+    Non-string values are shown the way the guide's server shows them
+    (Python's ``str``), so a request the guide answers gets the guide's answer.
+    """
+    if action == "search":
+        answer = SEARCH_ANSWERS.get(value) if type(value) is str else None
+        return answer if answer is not None else f"No match for '{value}'."
+    return f"Error: invalid action '{action}'."
+
+
+def search_app(request: Message) -> Message:
+    """Answer one request of the search application.
+
+    A ``text/json`` request is read strictly through :meth:`Message.json`
+    (so unreadable content raises a :class:`~harness.errors.ContentError`);
+    its ``action`` and ``value`` are looked up as in the guide. A JSON value
+    that is not an object has neither, like an object without the keys.
+    Any other content-type is a binary request, answered with its first 10
+    bytes.
+    """
+    if request.header["content-type"] == JSON_CONTENT_TYPE:
+        body = request.json()
+        if type(body) is dict:
+            action, value = body.get("action"), body.get("value")
+        else:
+            action = value = None
+        return Message.from_json({"result": search_answer(action, value)}, byteorder=sys.byteorder)
+    return Message.from_bytes(
+        BINARY_RESPONSE_PREFIX + request.content[:10],
+        content_type=BINARY_RESPONSE_TYPE,
+        encoding="binary",
+        byteorder=sys.byteorder,
+    )
+
+
+def error_message(code: str, detail: str) -> Message:
+    """The reference server's error message: ``{"error": code, "detail": detail}`` as text/json."""
+    return Message.from_json({"error": code, "detail": detail}, byteorder=sys.byteorder)
+
+
+def error_response(error: ProtocolError) -> Message:
+    """The error message PROTOCOL.md prescribes for ``error``: its code and its reason."""
+    return error_message(error.code, error.reason)

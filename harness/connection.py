@@ -1,0 +1,199 @@
+"""One server-side lpjson connection, sans-IO.
+
+:class:`ServerConnection` turns the bytes a peer sends into the bytes to send
+back: it drives :class:`~harness.decoder.Decoder`, hands every request to the
+application and encodes the responses, in order. It never touches a socket,
+so the asyncio server, the fuzzers and the tests drive exactly the same
+logic::
+
+    conn = ServerConnection()
+    sock.sendall(conn.receive_data(sock.recv(65536)))
+    ...
+    if conn.closed:
+        sock.close()
+
+What happens when:
+
+- **protocol error** (a framing or header violation): the responses of the
+  requests completed before it, then the error message of PROTOCOL.md;
+  ``closed`` becomes True and ``error`` holds the violation. Nothing can
+  resynchronise a length-prefixed stream, so the connection must close.
+- **bad text/json content** (an encoding outside the allow-list, undecodable
+  bytes, text that is not strict JSON): an error message *for that request*,
+  and the connection stays open. The message was framed correctly, so the
+  stream is still in sync and later requests are answered normally.
+- **exception inside the application**: logged with its traceback, answered
+  with the error message ``internal-error``; the connection stays open.
+- **EOF**: :meth:`receive_eof` answers whatever is complete; at a message
+  boundary the connection is done (``closed``, no error); in the middle of a
+  message ``error`` is an :class:`~harness.errors.IncompleteMessage` and the
+  error message is sent to the (half-closed) peer.
+
+Output is bounded: one call returns at most about ``max_pending_output``
+bytes (plus one response). When it stops early, ``backlog`` is True and the
+unanswered requests stay in the decoder's buffer as bytes; the caller sends
+what it got and calls ``receive_data(b"")`` again once its send buffer has
+drained (and should stop reading meanwhile). With the default limit and the
+search application this only happens for a single chunk of several hundred
+KiB of small requests.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from harness.app import INTERNAL_ERROR, App, error_message, error_response, search_app
+from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder
+from harness.errors import ContentError, IncompleteMessage, ProtocolError
+from harness.message import Message
+
+__all__ = ["DEFAULT_MAX_PENDING_OUTPUT", "ServerConnection"]
+
+log = logging.getLogger(__name__)
+
+#: Default bound on the bytes one ``receive_data`` call returns (and, in the
+#: asyncio server, on a connection's unsent output before it stops reading).
+DEFAULT_MAX_PENDING_OUTPUT = 256 * 1024
+
+
+class ServerConnection:
+    """The server's side of one lpjson connection: bytes in, response bytes out.
+
+    ``name`` labels the connection in log records (the asyncio server passes
+    the peer address).
+    """
+
+    def __init__(
+        self,
+        app: App = search_app,
+        max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+        max_pending_output: int = DEFAULT_MAX_PENDING_OUTPUT,
+        *,
+        name: str = "connection",
+    ) -> None:
+        if max_pending_output < 1:
+            raise ValueError("max_pending_output must be >= 1")
+        self.app = app
+        self.max_pending_output = max_pending_output
+        self.name = name
+        self._decoder = Decoder(max_content_length)
+        self._eof = False
+        #: True once the connection must be closed after sending what was returned.
+        self.closed = False
+        #: The protocol error that closed the connection, if any.
+        self.error: ProtocolError | None = None
+        #: True when a call stopped at ``max_pending_output`` with requests possibly left to answer.
+        self.backlog = False
+        #: Requests answered so far (content errors and internal errors included).
+        self.requests = 0
+        #: Requests answered with an error message (bad content, application failure).
+        self.request_errors = 0
+
+    @property
+    def max_content_length(self) -> int:
+        return self._decoder.max_content_length
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet answered (a partial message, or a backlog)."""
+        return self._decoder.buffered
+
+    @property
+    def eof(self) -> bool:
+        return self._eof
+
+    # -- input ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> bytes:
+        """Take bytes from the peer; return the response bytes to send, in order.
+
+        Once ``closed``, further data is ignored and ``b""`` returned (a peer
+        may well keep sending after its error message). ``b""`` answers any
+        backlog left by the previous call.
+        """
+        if self.closed:
+            return b""
+        if self._eof and data:
+            raise RuntimeError("receive_data() after receive_eof(): the peer cannot send after EOF")
+        self._decoder.receive_data(data)
+        return self._answer()
+
+    def receive_eof(self) -> bytes:
+        """The peer shut down its sending side; return the remaining response bytes.
+
+        If ``backlog`` is True afterwards, call ``receive_data(b"")`` until it
+        is False; ``closed`` becomes True once everything is answered.
+        """
+        if self.closed:
+            return b""
+        self._eof = True
+        return self._answer()
+
+    # -- the work ------------------------------------------------------------
+
+    def _answer(self) -> bytes:
+        out = bytearray()
+        limit = self.max_pending_output
+        decoder = self._decoder
+        while len(out) < limit:
+            try:
+                request = decoder.next_message()
+            except ProtocolError as error:
+                self._fail(error, out)
+                return bytes(out)
+            if request is None:
+                self.backlog = False
+                if self._eof:
+                    self._finish(out)
+                return bytes(out)
+            out += self._respond(request)
+        self.backlog = True
+        return bytes(out)
+
+    def _respond(self, request: Message) -> bytes:
+        self.requests += 1
+        try:
+            response = self.app(request).encode()
+        except ContentError as error:
+            self.request_errors += 1
+            log.debug("%s: request %d: bad content: %s", self.name, self.requests, error)
+            return error_response(error).encode()
+        except Exception as exc:
+            self.request_errors += 1
+            log.error(
+                "%s: request %d: the application failed on %r",
+                self.name,
+                self.requests,
+                request,
+                exc_info=True,
+            )
+            return error_message(INTERNAL_ERROR, f"the application failed: {type(exc).__name__}").encode()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: request %d: %s, %d content bytes -> %d bytes",
+                self.name,
+                self.requests,
+                request.header["content-type"],
+                len(request.content),
+                len(response),
+            )
+        return response
+
+    def _finish(self, out: bytearray) -> None:
+        try:
+            self._decoder.close()
+        except IncompleteMessage as error:
+            self._fail(error, out)
+            return
+        self.closed = True
+
+    def _fail(self, error: ProtocolError, out: bytearray) -> None:
+        self.error = error
+        self.closed = True
+        self.backlog = False
+        log.debug("%s: protocol error after %d requests: %s", self.name, self.requests, error)
+        out += error_response(error).encode()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("eof" if self._eof else "open")
+        return f"<ServerConnection {self.name} {state} requests={self.requests} buffered={self.buffered}>"
