@@ -5,6 +5,9 @@ objects, :meth:`Message.encode` turns them back into bytes. Everything else in
 harness (server, client, fuzzers, captures, probe) drives this one codec.
 """
 
+from harness.app import search_app
+from harness.client import Client
+from harness.connection import ServerConnection
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder, DecoderState
 from harness.errors import (
     ERROR_CLASSES,
@@ -26,6 +29,7 @@ from harness.errors import (
     ZeroHeaderLength,
 )
 from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS, Message
+from harness.server import ReferenceServer
 
 __version__ = "0.1.0"
 
@@ -34,6 +38,7 @@ __all__ = [
     "ERROR_CLASSES",
     "REQUIRED_KEYS",
     "TEXT_ENCODINGS",
+    "Client",
     "ContentError",
     "ContentNotDecodable",
     "ContentNotJSON",
@@ -51,10 +56,13 @@ __all__ = [
     "MissingHeaderKey",
     "NonFiniteNumber",
     "ProtocolError",
+    "ReferenceServer",
+    "ServerConnection",
     "UnsupportedEncoding",
     "ZeroHeaderLength",
     "decode_all",
     "encode",
+    "search_app",
 ]
 
 
