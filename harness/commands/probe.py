@@ -1,0 +1,129 @@
+"""``harness probe [HOST PORT]``: check a live server, check by check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from harness.probe.checks import CHECKS, Check
+from harness.probe.report import format_progress, format_table, rerun_command, to_json, write_captures
+from harness.probe.runner import CheckResult, Target, reachable, run_checks
+
+DESCRIPTION = """\
+Check a server that claims to speak lpjson (PROTOCOL.md) and give a verdict, check by
+check: the guide's answers, requests split anywhere, pipelining, concurrency,
+half-close, slow and non-reading clients, a huge declared length and every protocol
+violation. Each check uses its own fresh connections and its own time bound: a hung
+server is a verdict, not a hung probe. A failure is either "spec" (deviates from
+PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others).
+
+Without HOST PORT the reference server is started in process on 127.0.0.1 and a free
+port. Progress goes to stderr; the table (or --json) to stdout. Exit status: 0 when
+every check passes, 1 when one fails or is skipped, 2 when the target cannot be reached.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "probe",
+        help="check a live server against the protocol (default: the embedded reference server)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("host", nargs="?", metavar="HOST", help="server address (default: embedded server)")
+    parser.add_argument("port", nargs="?", type=int, metavar="PORT", help="server port")
+    parser.add_argument(
+        "--check",
+        action="append",
+        metavar="NAME",
+        default=[],
+        help="run only this check (repeatable; see --list)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random splittings (default 0)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1.0,
+        metavar="SCALE",
+        help="multiply every check's time bound by SCALE (default 1)",
+    )
+    parser.add_argument(
+        "--pcap-dir",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/<check>.pcapng for each failing check: the bytes sent and "
+        "received, with their real chunking",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(func=run)
+
+
+def _select(names: list[str]) -> list[Check] | str:
+    if not names:
+        return list(CHECKS)
+    known = {check.name: check for check in CHECKS}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        return f"unknown check(s): {', '.join(unknown)} (see harness probe --list)"
+    return [check for check in CHECKS if check.name in names]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        width = max(len(check.name) for check in CHECKS)
+        for check in CHECKS:
+            print(f"{check.name:<{width}}  {check.timeout:>4.0f}s  {check.summary}")
+        return 0
+    if (args.host is None) != (args.port is None):
+        print("harness probe: give both HOST and PORT, or neither", file=sys.stderr)
+        return 2
+    if args.timeout <= 0:
+        print("harness probe: --timeout must be > 0", file=sys.stderr)
+        return 2
+    checks = _select(args.check)
+    if isinstance(checks, str):
+        print(f"harness probe: {checks}", file=sys.stderr)
+        return 2
+    if args.host is None:
+        from harness.server import ReferenceServer
+
+        logging.getLogger("harness.server").setLevel(logging.WARNING)
+        with ReferenceServer("127.0.0.1", 0) as server:
+            host, port = server.address
+            return _probe(Target(host, port, embedded=True), checks, args)
+    return _probe(Target(args.host, args.port), checks, args)
+
+
+def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int:
+    why = reachable(target, max(1.0, 2.0 * args.timeout))
+    if why is not None:
+        print(f"harness probe: cannot connect to {target}: {why}", file=sys.stderr)
+        return 2
+
+    def progress(index: int, total: int, check: Check, result: CheckResult | None) -> None:
+        if args.quiet or result is None:
+            return
+        line = format_progress(index, total, check, result)
+        if result.status == "fail":
+            rerun = rerun_command(target, check.name, args.seed, args.timeout)
+            line += f"\n      {result.detail}\n      rerun: {rerun}"
+        print(line, file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        print(f"probing {target} with {len(checks)} checks (seed {args.seed})", file=sys.stderr, flush=True)
+    probe = run_checks(checks, target, seed=args.seed, scale=args.timeout, progress=progress)
+    captures: dict[str, Path] = {}
+    if args.pcap_dir is not None:
+        captures = write_captures(probe, args.pcap_dir)
+        for name, path in captures.items():
+            print(f"capture of {name}: {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(to_json(probe, captures), indent=2, ensure_ascii=False))
+    else:
+        print(format_table(probe))
+    return 0 if probe.ok else 1

@@ -1,0 +1,315 @@
+"""The probe's transport: blocking TCP connections that record every chunk.
+
+Each :class:`WireConnection` remembers the chunks it handed to ``send`` and the
+chunks ``recv`` returned, in order and with their real boundaries, so that a
+failing check can be written out as a capture showing exactly what crossed the
+wire. Every wait is bounded by the owning :class:`Recorder`'s deadline: a server
+that never answers turns into a ``timeout`` outcome, never a hung probe.
+
+Responses are decoded with the project's one codec (:class:`harness.Decoder`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from harness.decoder import Decoder
+from harness.errors import ProtocolError
+from harness.message import Message
+
+__all__ = [
+    "CheckTimeout",
+    "Chunk",
+    "End",
+    "Reading",
+    "Recorder",
+    "Transcript",
+    "WireConnection",
+]
+
+log = logging.getLogger(__name__)
+
+_RECV_SIZE = 65536
+#: Response content above this is treated as a malformed answer (no probe answer is anywhere near).
+_MAX_RESPONSE_CONTENT = 1 << 20
+
+
+class CheckTimeout(Exception):
+    """The check's own time bound ran out while waiting on the server."""
+
+
+class End(enum.Enum):
+    """How a read stopped."""
+
+    COMPLETE = "complete"  # the messages asked for arrived
+    EOF = "eof"  # the server closed its side cleanly (FIN)
+    RESET = "reset"  # the connection was reset (RST) or otherwise broke
+    TIMEOUT = "timeout"  # nothing more arrived before the bound
+    MALFORMED = "malformed"  # the server's bytes broke the protocol
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One ``send`` (``outgoing``) or one ``recv`` result, at ``time`` seconds into the check."""
+
+    outgoing: bool
+    data: bytes
+    time: float
+
+
+@dataclass
+class Transcript:
+    """Everything one connection sent and received, chunk by chunk."""
+
+    label: str
+    client: tuple[str, int] = ("127.0.0.1", 0)
+    server: tuple[str, int] = ("127.0.0.1", 0)
+    chunks: list[Chunk] = field(default_factory=list)
+    client_shutdown: bool = False  # the probe half-closed or closed its side
+    server_closed: bool = False  # a clean EOF came from the server
+    reset: bool = False
+
+    @property
+    def sent(self) -> bytes:
+        return b"".join(c.data for c in self.chunks if c.outgoing)
+
+    @property
+    def received(self) -> bytes:
+        return b"".join(c.data for c in self.chunks if not c.outgoing)
+
+
+@dataclass
+class Reading:
+    """What a read produced: the messages decoded and why it stopped."""
+
+    messages: list[Message]
+    end: End
+    error: ProtocolError | None = None
+    raw: bytes = b""
+
+    def describe(self) -> str:
+        got = f"{len(self.messages)} message(s)"
+        if self.end is End.MALFORMED:
+            return f"{got}, then bytes that break the protocol ({self.error})"
+        return {
+            End.COMPLETE: got,
+            End.EOF: f"{got}, then the server closed the connection",
+            End.RESET: f"{got}, then the connection was reset",
+            End.TIMEOUT: f"{got}, then silence until the time bound",
+        }[self.end]
+
+
+class Recorder:
+    """Opens the connections of one check and keeps their transcripts.
+
+    ``deadline`` (a :func:`time.monotonic` value) bounds every operation of
+    every connection; :meth:`abort_all` unblocks a check from another thread.
+    """
+
+    def __init__(self, host: str, port: int, deadline: float) -> None:
+        self.host = host
+        self.port = port
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.transcripts: list[Transcript] = []
+        self._connections: list[WireConnection] = []
+        self._lock = threading.Lock()
+        self._aborted = False
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0 or self._aborted:
+            raise CheckTimeout("the check's time bound ran out")
+        return left
+
+    def connect(self, label: str = "", timeout: float | None = None) -> WireConnection:
+        """A new connection to the target (TCP_NODELAY, so each send leaves as its own segment)."""
+        with self._lock:
+            label = label or f"connection {len(self.transcripts) + 1}"
+        bound = self.remaining() if timeout is None else min(timeout, self.remaining())
+        sock = socket.create_connection((self.host, self.port), timeout=bound)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        local = sock.getsockname()
+        peer = sock.getpeername()
+        transcript = Transcript(label, (local[0], local[1]), (peer[0], peer[1]))
+        connection = WireConnection(self, sock, transcript)
+        with self._lock:
+            self.transcripts.append(transcript)
+            self._connections.append(connection)
+            if self._aborted:
+                connection.close()
+        return connection
+
+    def abort_all(self) -> None:
+        """Close every connection (from any thread): blocked calls return at once."""
+        with self._lock:
+            self._aborted = True
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class WireConnection:
+    """One recorded TCP connection to the target."""
+
+    def __init__(self, recorder: Recorder, sock: socket.socket, transcript: Transcript) -> None:
+        self._recorder = recorder
+        self._sock = sock
+        self.transcript = transcript
+        self._decoder = Decoder(_MAX_RESPONSE_CONTENT)
+        self._pending: list[Message] = []
+        self._eof = False
+        self._broken = False
+        self._closed = False
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, data: bytes, timeout: float | None = None) -> bool:
+        """Send ``data`` as one chunk; False when the connection broke (reset, closed).
+
+        Raises :class:`CheckTimeout` when the server stops reading and the
+        bound runs out before the bytes are accepted by the kernel.
+        """
+        if not data:
+            return True
+        view = memoryview(data)
+        end = None if timeout is None else time.monotonic() + timeout
+        while view:
+            left = self._recorder.remaining()
+            if end is not None:
+                left = min(left, end - time.monotonic())
+                if left <= 0:
+                    raise CheckTimeout("sending blocked: the server stopped reading")
+            self._sock.settimeout(left)
+            try:
+                n = self._sock.send(view)
+            except TimeoutError:
+                raise CheckTimeout("sending blocked: the server stopped reading") from None
+            except OSError as exc:
+                log.debug("%s: send failed: %s", self.transcript.label, exc)
+                self._broken = True
+                self.transcript.reset = True
+                return False
+            self._record(True, bytes(view[:n]))
+            view = view[n:]
+        return True
+
+    def send_chunks(self, chunks: Iterable[bytes], pause: float = 0.0) -> bool:
+        """Send each chunk with its own ``send``, pausing between them so the server
+        sees them as separate reads; False when the connection broke."""
+        first = True
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if not first and pause:
+                time.sleep(min(pause, self._recorder.remaining()))
+            first = False
+            if not self.send(chunk):
+                return False
+        return True
+
+    def shutdown_write(self) -> None:
+        """Half-close: send FIN, keep reading."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            log.debug("%s: shutdown failed: %s", self.transcript.label, exc)
+        self.transcript.client_shutdown = True
+
+    def abort(self) -> None:
+        """Close with a reset (SO_LINGER 0)."""
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.transcript.client_shutdown = True
+        self._sock.close()
+
+    # -- receiving ----------------------------------------------------------
+
+    def read_messages(self, count: int, timeout: float | None = None) -> Reading:
+        """Read until ``count`` messages arrived (or EOF, reset, malformed bytes, timeout)."""
+        return self._read(count, timeout)
+
+    def read_until_close(self, timeout: float | None = None) -> Reading:
+        """Read every message until the server closes (or resets, or the bound runs out)."""
+        return self._read(None, timeout)
+
+    def _read(self, count: int | None, timeout: float | None) -> Reading:
+        got = self._pending
+        self._pending = []
+        raw = bytearray()
+        end_at = None if timeout is None else time.monotonic() + timeout
+        while count is None or len(got) < count:
+            if self._eof:
+                return self._finish(got, count, End.EOF, raw)
+            if self._broken or self._closed:
+                return self._finish(got, count, End.RESET, raw)
+            left = self.deadline_left(end_at)
+            if left <= 0:
+                return self._finish(got, count, End.TIMEOUT, raw)
+            self._sock.settimeout(left)
+            try:
+                data = self._sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                return self._finish(got, count, End.TIMEOUT, raw)
+            except OSError as exc:
+                log.debug("%s: recv failed: %s", self.transcript.label, exc)
+                self._broken = True
+                self.transcript.reset = True
+                continue
+            if not data:
+                self._eof = True
+                self.transcript.server_closed = True
+                continue
+            self._record(False, data)
+            raw += data
+            try:
+                got.extend(self._decoder.feed(data))
+            except ProtocolError as error:
+                got.extend(error.messages)
+                return Reading(got, End.MALFORMED, error, bytes(raw))
+        if count is not None and len(got) > count:
+            self._pending = got[count:]
+            got = got[:count]
+        return Reading(got, End.COMPLETE, None, bytes(raw))
+
+    def deadline_left(self, end_at: float | None) -> float:
+        left = self._recorder.deadline - time.monotonic()
+        if end_at is not None:
+            left = min(left, end_at - time.monotonic())
+        return left
+
+    def _finish(self, got: list[Message], count: int | None, end: End, raw: bytearray) -> Reading:
+        if count is not None and len(got) >= count:
+            return Reading(got, End.COMPLETE, None, bytes(raw))
+        if end is End.EOF:
+            try:
+                self._decoder.close()
+            except ProtocolError as error:
+                return Reading(got, End.MALFORMED, error, bytes(raw))
+        return Reading(got, end, None, bytes(raw))
+
+    def _record(self, outgoing: bool, data: bytes) -> None:
+        self.transcript.chunks.append(Chunk(outgoing, data, self._recorder.elapsed()))
