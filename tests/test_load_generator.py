@@ -1,0 +1,243 @@
+"""The load generator (harness.load) and the ``harness load`` command, on loopback, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from harness import Message
+from harness.cli import main
+from harness.load import LoadConfig, LoadResult, default_requests, percentile, run_load
+from harness.server import ReferenceServer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class EchoServer:
+    """A bare asyncio echo server in a thread: every request comes back as its own answer."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        class Echo(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
+
+            def data_received(self, data: bytes) -> None:
+                self.transport.write(data)
+
+        server = self.loop.run_until_complete(self.loop.create_server(Echo, "127.0.0.1", 0))
+        self.address = server.sockets[0].getsockname()[:2]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+        self.loop.run_until_complete(server.wait_closed())
+        self.loop.close()
+
+    def __enter__(self) -> tuple[str, int]:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self.address
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def echo_server() -> Iterator[tuple[str, int]]:
+    with EchoServer() as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def reference_server() -> Iterator[tuple[str, int]]:
+    with ReferenceServer(idle_timeout=10.0) as server:
+        yield server.address
+
+
+def check_consistent(result: LoadResult) -> None:
+    latency = result.latency_ms()
+    assert len(result.latencies_ns) == result.answers + sum(
+        n for kind, n in result.errors.items() if kind.startswith("error-response")
+    )
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert result.sent >= result.answers
+    assert result.duration > 0
+
+
+def test_load_pipeline_against_echo_counts_every_echoed_request(echo_server: tuple[str, int]) -> None:
+    host, port = echo_server
+    config = LoadConfig(host, port, connections=4, depth=8, duration=0.5)
+    result = run_load(config)
+    assert result.errors == {}
+    assert result.answers > 100
+    check_consistent(result)
+    # Every connection keeps `depth` requests in flight: at most that many are unanswered.
+    assert result.sent - result.answers <= config.connections * config.depth
+
+
+def test_load_pipeline_against_reference_server_has_no_errors(reference_server: tuple[str, int]) -> None:
+    host, port = reference_server
+    result = run_load(LoadConfig(host, port, connections=8, depth=4, duration=0.5, warmup=0.2))
+    assert result.errors == {}
+    assert result.answers > 100
+    check_consistent(result)
+    assert result.requests_per_second == pytest.approx(result.answers / result.duration)
+
+
+def test_load_on_uvloop_gives_the_same_kind_of_result(reference_server: tuple[str, int]) -> None:
+    pytest.importorskip("uvloop")
+    host, port = reference_server
+    result = run_load(LoadConfig(host, port, connections=4, depth=4, duration=0.3), use_uvloop=True)
+    assert result.errors == {}
+    assert result.answers > 50
+
+
+def test_load_connect_per_request_opens_a_connection_for_every_request(
+    reference_server: tuple[str, int],
+) -> None:
+    host, port = reference_server
+    result = run_load(LoadConfig(host, port, connections=4, duration=0.5, mode="connect-per-request"))
+    assert result.errors == {}
+    assert result.answers > 20
+    assert result.depth == 1
+    check_consistent(result)
+
+
+def test_load_counts_error_messages_as_errors_not_answers(reference_server: tuple[str, int]) -> None:
+    host, port = reference_server
+    # Framed correctly but not JSON: the server answers with an error message and stays in sync.
+    bad = Message.from_bytes(b"{not json", content_type="text/json", encoding="utf-8").encode()
+    result = run_load(LoadConfig(host, port, connections=2, depth=2, duration=0.3, requests=[bad]))
+    assert result.answers == 0
+    assert set(result.errors) == {"error-response:content-not-json"}
+    assert result.errors["error-response:content-not-json"] > 10
+
+
+def test_load_counts_refused_connections() -> None:
+    with socket.socket() as sock:  # a port that is certainly closed: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        result = run_load(LoadConfig("127.0.0.1", port, connections=2, duration=0.3))
+    assert result.answers == 0
+    assert result.errors.get("connect-refused", 0) >= 2
+    assert len(result.latencies_ns) == 0
+
+
+def test_load_times_out_a_server_that_never_answers() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # accepted by the kernel, never read, never answered
+        host, port = listener.getsockname()
+        result = run_load(LoadConfig(host, port, connections=2, depth=1, duration=1.2, timeout=0.3))
+    assert result.answers == 0
+    assert result.errors.get("timeout", 0) >= 2
+
+
+def test_load_counts_a_server_that_closes_with_answers_due() -> None:
+    # A server that answers the first request of each connection and then closes it,
+    # with two more requests in flight: each such close is an error, and the generator
+    # reconnects.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        host, port = listener.getsockname()
+        request = default_requests()[0]
+        stop = threading.Event()
+
+        def serve_one_then_close() -> None:
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    data = b""
+                    while len(data) < len(request):
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(request)  # one answer (an echo), then close with more due
+
+        thread = threading.Thread(target=serve_one_then_close, daemon=True)
+        thread.start()
+        try:
+            result = run_load(LoadConfig(host, port, connections=1, depth=3, duration=0.5))
+        finally:
+            stop.set()
+            thread.join(5)
+    assert result.answers >= 1
+    assert result.errors.get("closed-by-server", 0) >= 1
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7], 99) == 7
+
+
+def test_load_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        LoadConfig("127.0.0.1", 1, connections=0)
+    with pytest.raises(ValueError):
+        LoadConfig("127.0.0.1", 1, mode="telepathy")
+    with pytest.raises(ValueError):
+        LoadConfig("127.0.0.1", 1, requests=[])
+
+
+def test_cli_load_json_against_a_running_server(
+    reference_server: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = reference_server
+    argv = ["load", host, str(port), "-c", "3", "-d", "2", "--duration", "0.4", "--warmup", "0"]
+    code = main([*argv, "--json", "--quiet"])
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert code == 0
+    assert data["answers"] > 0
+    assert data["errors_total"] == 0
+    assert data["connections"] == 3 and data["depth"] == 2
+    assert data["latency_ms"]["p50"] <= data["latency_ms"]["p99"] <= data["latency_ms"]["max"]
+    assert data["server"] == "external"
+
+
+def test_cli_load_prints_a_status_line_on_stderr(
+    reference_server: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = reference_server
+    code = main(["load", host, str(port), "-c", "2", "--duration", "1.2", "--warmup", "0"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "req/s" in captured.err and "measuring" in captured.err
+    assert "latency p50" in captured.out
+
+
+def test_cli_load_exit_status_is_1_when_nothing_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        code = main(["load", "127.0.0.1", str(port), "--duration", "0.2", "--warmup", "0", "--quiet"])
+    assert code == 1
+    assert "connect-refused" in capsys.readouterr().out
+
+
+def test_cli_load_wants_host_and_port_together(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", "127.0.0.1"]) == 2
+    assert "HOST and PORT" in capsys.readouterr().err
