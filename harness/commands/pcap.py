@@ -1,0 +1,109 @@
+"""``harness pcap``: write the sample captures, or turn any byte stream into a capture."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+from harness.pcap import CLIENT, DEFAULT_SERVER_PORT, Send, Session, write_sessions
+from harness.samples import conversation, samples, write_samples
+
+FROM_BYTES_DESCRIPTION = """\
+Write FILE (a fuzzer crash, a Hypothesis failure, any byte stream; - for stdin) as the
+client side of one TCP session, so that it can be opened in Wireshark with the lpjson
+dissector. By default the whole stream goes out in one send() (cut into MSS-sized
+segments on the wire); --chunk N sends N bytes at a time, --cuts A,B,... cuts the stream
+at those offsets. With --respond the reference server's answers are included, send by send.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "pcap",
+        help="write lpjson captures (pcapng) for Wireshark",
+        description="Write lpjson captures (pcapng) for Wireshark.",
+    )
+    sub = parser.add_subparsers(dest="pcap_command", metavar="SUBCOMMAND", required=True)
+
+    sample_parser = sub.add_parser(
+        "samples",
+        help="write the sample captures and their README",
+        description="Write the sample captures (the set committed in pcaps/) and a README saying what "
+        "each one shows.",
+    )
+    sample_parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    sample_parser.set_defaults(func=run_samples)
+
+    bytes_parser = sub.add_parser(
+        "from-bytes",
+        help="turn a byte stream into the client side of a capture",
+        description=FROM_BYTES_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bytes_parser.add_argument("file", metavar="FILE", help="the client's byte stream (- for stdin)")
+    bytes_parser.add_argument(
+        "--out", required=True, type=Path, metavar="OUT.pcapng", help="capture to write"
+    )
+    cutting = bytes_parser.add_mutually_exclusive_group()
+    cutting.add_argument("--chunk", type=int, metavar="N", help="send N bytes at a time")
+    cutting.add_argument("--cuts", metavar="A,B,...", help="cut the stream at these byte offsets")
+    bytes_parser.add_argument(
+        "--respond", action="store_true", help="add the reference server's answers after each send"
+    )
+    bytes_parser.add_argument(
+        "--port", type=int, default=DEFAULT_SERVER_PORT, help=f"server port (default {DEFAULT_SERVER_PORT})"
+    )
+    bytes_parser.add_argument("--ipv6", action="store_true", help="use IPv6 addresses")
+    bytes_parser.add_argument("--mss", type=int, default=1460, help="largest segment (default 1460)")
+    bytes_parser.add_argument("--comment", default="", help="pcapng comment on the first packet")
+    bytes_parser.set_defaults(func=run_from_bytes)
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    paths = write_samples(args.out)
+    for path, sample in zip(paths, samples(), strict=True):
+        print(f"{path}: {sample.title}")
+    print(f"{len(paths)} captures and {args.out / 'README.md'} written")
+    return 0
+
+
+def split(data: bytes, chunk: int | None, cuts: str | None) -> list[bytes]:
+    """``data`` cut into sends: every ``chunk`` bytes, at the offsets ``cuts``, or whole."""
+    if chunk is not None:
+        if chunk < 1:
+            raise ValueError("--chunk must be at least 1")
+        return [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    if cuts:
+        try:
+            offsets = sorted(int(c) for c in cuts.split(",") if c.strip())
+        except ValueError:
+            raise ValueError(f"--cuts must be comma-separated integers, not {cuts!r}") from None
+        if offsets and (offsets[0] < 0 or offsets[-1] > len(data)):
+            raise ValueError(f"--cuts must lie between 0 and {len(data)} (the stream's length)")
+        bounds = [0, *offsets, len(data)]
+        return [data[a:b] for a, b in itertools.pairwise(bounds)]
+    return [data]
+
+
+def run_from_bytes(args: argparse.Namespace) -> int:
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"harness pcap from-bytes: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        chunks = split(data, args.chunk, args.cuts)
+        comment = args.comment or f"the bytes of {args.file}"
+        options = {"comment": comment, "server_port": args.port, "ipv6": args.ipv6, "mss": args.mss}
+        if args.respond:
+            session = conversation(chunks, **options)
+        else:
+            session = Session([Send(CLIENT, c) for c in chunks], **options)
+    except ValueError as exc:
+        print(f"harness pcap from-bytes: {exc}", file=sys.stderr)
+        return 2
+    frames = write_sessions(args.out, [session])
+    print(f"{args.out}: {len(data)} bytes in {len(chunks)} sends, {frames} frames")
+    return 0
