@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -64,6 +66,10 @@ DEFAULT_IDLE_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_BACKLOG = 1024
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: Seconds the server stops accepting after accept() fails (out of file descriptors, ...).
+ACCEPT_RETRY_DELAY = 0.5
+_ACCEPTS_PER_WAKEUP = 128
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: Error code sent to a connection over ``max_connections``.
 TOO_MANY_CONNECTIONS = "too-many-connections"
 #: Error code sent to a connection closed by the idle timeout (when its output is flushed).
@@ -113,6 +119,7 @@ class ServerStats:
     closed: int = 0
     failed: int = 0
     idle_timeouts: int = 0
+    accept_errors: int = 0
     requests: int = 0
     request_errors: int = 0
     protocol_errors: int = 0
@@ -385,6 +392,14 @@ class Server:
     ``await shutdown()`` stops accepting, lets every connection flush the
     responses it already produced (up to ``shutdown_timeout``), then aborts
     what is left.
+
+    The server runs its own accept loop instead of ``loop.create_server``:
+    when ``accept()`` fails for lack of file descriptors or memory, asyncio
+    (3.11) schedules a retry for every connection still waiting and logs a
+    traceback each time (tens of thousands of records a second), and uvloop
+    silently resets every waiting connection. Here the listening socket is
+    simply not watched for ``accept_retry_delay`` seconds, with one WARNING,
+    and the waiting connections stay in the kernel's backlog until then.
     """
 
     def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
@@ -393,10 +408,13 @@ class Server:
         self.stats = ServerStats()
         self.connections: set[_LpjsonProtocol] = set()
         self.closing = False
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._all_gone: asyncio.Event | None = None
         self._address: tuple[str, int] | None = None
+        self._accept_retry: asyncio.TimerHandle | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._failed_accepts = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -414,15 +432,15 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._all_gone = asyncio.Event()
         config = self.config
-        self._server = await self._loop.create_server(
-            lambda: _LpjsonProtocol(self),
-            config.host,
-            config.port,
-            backlog=config.backlog,
-            reuse_address=True,
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        listener = socket.create_server(
+            (config.host, config.port), family=family, backlog=config.backlog, reuse_port=False
         )
-        sockname = self._server.sockets[0].getsockname()
+        listener.setblocking(False)
+        self._listener = listener
+        sockname = listener.getsockname()
         self._address = (str(sockname[0]), int(sockname[1]))
+        self._loop.add_reader(listener.fileno(), self._accept)
         log.info(
             "listening on %s (%s; max-content-length %d, idle-timeout %s, max-connections %d)",
             _format_peer(self._address),
@@ -433,17 +451,87 @@ class Server:
         )
         return self._address
 
+    # -- accepting -------------------------------------------------------------
+
+    def _accept(self) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        for _ in range(_ACCEPTS_PER_WAKEUP):
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:  # the peer gave up while waiting in the backlog
+                continue
+            except OSError as exc:
+                self._accept_failed(exc)
+                return
+            if self._failed_accepts:
+                log.info("accepting again after %d failed accept() calls", self._failed_accepts)
+                self._failed_accepts = 0
+            sock.setblocking(False)
+            task = self.loop.create_task(self._attach(sock))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _attach(self, sock: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: _LpjsonProtocol(self), sock)
+        except OSError as exc:  # the peer vanished between accept() and here
+            log.info("failed to set up an accepted connection: %s", exc)
+            sock.close()
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.stats.accept_errors += 1
+        self._failed_accepts += 1
+        loop = self.loop
+        if self._listener is not None:
+            loop.remove_reader(self._listener.fileno())
+        if self._failed_accepts > 1:
+            level = logging.DEBUG  # one WARNING per episode, not one per retry
+        elif exc.errno in _RESOURCE_ERRNOS:
+            level = logging.WARNING
+        else:
+            level = logging.ERROR
+        log.log(
+            level,
+            "accept() failed: %s (%d connections open); retrying every %g s",
+            exc,
+            len(self.connections),
+            ACCEPT_RETRY_DELAY,
+        )
+        self._accept_retry = loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._accept_retry = None
+        if self._listener is not None and not self.closing:
+            self.loop.add_reader(self._listener.fileno(), self._accept)
+
+    def _stop_accepting(self) -> None:
+        if self._accept_retry is not None:
+            self._accept_retry.cancel()
+            self._accept_retry = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            self.loop.remove_reader(listener.fileno())
+            listener.close()
+
+    # -- closing ---------------------------------------------------------------
+
     def _connection_gone(self) -> None:
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting; flush and close every connection; abort the stragglers after ``timeout``."""
-        if self._server is None or self.closing:
+        if self._loop is None or self.closing:
             return
         self.closing = True
         timeout = self.config.shutdown_timeout if timeout is None else timeout
-        self._server.close()
+        self._stop_accepting()
+        if self._handshakes:
+            await asyncio.wait(list(self._handshakes), timeout=1.0)
         count = len(self.connections)
         for protocol in list(self.connections):
             protocol.close("server shutting down")
@@ -456,8 +544,6 @@ class Server:
         if stragglers and self._all_gone is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), 1.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), 1.0)
         log.info(
             "stopped: %d connections closed at shutdown (%d aborted); %d requests served in total",
             count,
