@@ -154,7 +154,7 @@ class Recorder:
             self._aborted = True
             connections = list(self._connections)
         for connection in connections:
-            connection.close()
+            connection.interrupt()
 
     def close_all(self) -> None:
         with self._lock:
@@ -237,6 +237,13 @@ class WireConnection:
         """Close with a reset (SO_LINGER 0)."""
         with contextlib.suppress(OSError):
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
+
+    def interrupt(self) -> None:
+        """Shut both directions down, then close: wakes a ``recv`` blocked in another thread
+        (a plain ``close`` does not on Linux)."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self.close()
 
     def close(self) -> None:
