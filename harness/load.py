@@ -92,6 +92,9 @@ class LoadConfig:
     timeout: float = 5.0  # no byte for this long while answers are due -> error, reconnect
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     status_interval: float = 1.0
+    #: Write the requests that replace a batch of answers in one write (True), or each in
+    #: its own write, as a client that sends a request whenever an answer arrives (False).
+    coalesce: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -283,7 +286,13 @@ class _PipelineClient(asyncio.Protocol):
         run = self.run
         i = self.index
         assert self.transport is not None
-        self.transport.write(run.ring[run.offsets[i] : run.offsets[i + k]])
+        ring, offsets = run.ring, run.offsets
+        if run.config.coalesce:
+            self.transport.write(ring[offsets[i] : offsets[i + k]])
+        else:
+            write = self.transport.write
+            for j in range(i, i + k):
+                write(ring[offsets[j] : offsets[j + 1]])
         self.index = (i + k) % run.n_requests
         self.sent_at.extend(repeat(_now(), k))
         if run.measuring:
