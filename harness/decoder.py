@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Any
+from collections import deque
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -28,7 +29,7 @@ from harness.errors import (
     ProtocolError,
     ZeroHeaderLength,
 )
-from harness.message import BYTEORDERS, Message, check_header
+from harness.message import Message, check_header
 from harness.strictjson import JSONViolation, loads_strict
 
 __all__ = ["DEFAULT_MAX_CONTENT_LENGTH", "Decoder", "DecoderState", "parse_header"]
@@ -57,7 +58,9 @@ class DecoderState(enum.Enum):
     FAILED = "failed"  # a ProtocolError was raised; it is raised again on any call
 
 
-def _parse_header_strict(raw: bytes, offset: int, max_content_length: int) -> tuple[dict[str, Any], int]:
+def _parse_header_strict(
+    raw: bytes | bytearray, offset: int, max_content_length: int
+) -> tuple[dict[str, Any], int]:
     try:
         header = loads_strict(raw)
     except JSONViolation as exc:
@@ -77,7 +80,7 @@ def _check_limit(header: dict[str, Any], offset: int, max_content_length: int) -
 
 
 def parse_header(
-    raw: bytes, offset: int = 0, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    raw: bytes | bytearray, offset: int = 0, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
 ) -> tuple[dict[str, Any], int]:
     """Parse and check one JSON header; return it and its content-length.
 
@@ -89,17 +92,19 @@ def parse_header(
     try:
         header = _fast_decode(raw)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
-        header = None
+        return _parse_header_strict(raw, offset, max_content_length)
     if type(header) is dict and raw.count(b":") == len(header):
-        length = header.get("content-length")
-        byteorder = header.get("byteorder")
-        content_type = header.get("content-type")
-        encoding = header.get("content-encoding")
+        # dict.get() of a missing key gives None, which fails every test below.
+        get = header.get
+        length = get("content-length")
+        byteorder = get("byteorder")
+        content_type = get("content-type")
+        encoding = get("content-encoding")
         if (
             type(length) is int
             and 0 <= length <= max_content_length
+            and (byteorder == "little" or byteorder == "big")
             and type(byteorder) is str
-            and byteorder in BYTEORDERS
             and type(content_type) is str
             and content_type
             and type(encoding) is str
@@ -136,6 +141,11 @@ class Decoder:
         self._header: dict[str, Any] = {}
         self._content_length = 0
         self._error: ProtocolError | None = None
+        # Bytes from _pos the piece being read needs (2 + header + content as far as
+        # known): feed() skips parsing until they are in.
+        self._need = 2
+        # Whole messages that close() found buffered, for next_message().
+        self._pending: deque[Message] = deque()
 
     # -- introspection ----------------------------------------------------
 
@@ -174,11 +184,8 @@ class Decoder:
 
     def receive_data(self, data: bytes) -> None:
         """Append ``data`` to the receive buffer (empty data changes nothing)."""
-        if self._error is not None:
-            self._error.messages = []
-            raise self._error
-        if self._state is DecoderState.CLOSED:
-            raise RuntimeError("the decoder was closed; it takes no more data")
+        if self._error is not None or self._state is DecoderState.CLOSED:
+            self._refuse()
         if not data:
             return
         buf = self._buf
@@ -190,21 +197,42 @@ class Decoder:
 
     def next_message(self) -> Message | None:
         """The next complete message, or ``None`` when more data is needed."""
+        if self._pending:
+            return self._pending.popleft()
         messages = self._parse(1)
         return messages[0] if messages else None
 
     def feed(self, data: bytes) -> list[Message]:
         """Add ``data``; return every message it completes, in order."""
-        self.receive_data(data)
+        if self._error is not None or self._state is DecoderState.CLOSED:
+            self._refuse()
+        buf = self._buf
+        if self._pos:
+            del buf[: self._pos]
+            self._base += self._pos
+            self._pos = 0
+        buf += data
+        if len(buf) < self._need:
+            # The piece being read is still incomplete: nothing to parse (a trickling
+            # peer costs one append per call, whatever the message's size).
+            return []
         return self._parse(-1)
 
     def close(self) -> None:
-        """Say the stream ended; raise :class:`IncompleteMessage` if it ended mid-message."""
+        """Say the stream ended; raise :class:`IncompleteMessage` if it ended mid-message.
+
+        Whole messages still in the buffer (data given to :meth:`receive_data`
+        and not yet taken with :meth:`next_message`) are not an incomplete
+        message: they stay available to :meth:`next_message`, or travel on the
+        error's ``messages`` when the stream ends with a violation after them.
+        """
         if self._error is not None:
             self._error.messages = []
             raise self._error
         if self._state is DecoderState.CLOSED:
             return
+        if len(self._buf) > self._pos:
+            self._pending.extend(self._parse(-1))
         received = len(self._buf) - self._pos
         if self._state is DecoderState.PREFIX and received == 0:
             self._state = DecoderState.CLOSED
@@ -222,9 +250,18 @@ class Decoder:
             expected,
             received,
         )
-        self._fail(error, [])
+        pending = list(self._pending)
+        self._pending.clear()
+        self._fail(error, pending)
 
     # -- the state machine ------------------------------------------------
+
+    def _refuse(self) -> NoReturn:
+        """Raise the error again after a failure, or refuse data after close()."""
+        if self._error is not None:
+            self._error.messages = []
+            raise self._error
+        raise RuntimeError("the decoder was closed; it takes no more data")
 
     def _fail(self, error: ProtocolError, messages: list[Message]) -> None:
         error.messages = messages
@@ -247,6 +284,10 @@ class Decoder:
         header_length = self._header_length
         header = self._header
         content_length = self._content_length
+        trusted = Message._trusted
+        # Contents are copied out through a view (one copy); the view is released before
+        # the buffer can be resized again.
+        view = memoryview(buf)
         try:
             while limit:
                 if state is PREFIX:
@@ -261,8 +302,9 @@ class Decoder:
                 if state is HEADER:
                     if end - pos < 2 + header_length:
                         break
+                    # A bytearray slice is one copy; bytes(buf[a:b]) would be two.
                     header, content_length = parse_header(
-                        bytes(buf[pos + 2 : pos + 2 + header_length]),
+                        buf[pos + 2 : pos + 2 + header_length],
                         self._base + pos,
                         self.max_content_length,
                     )
@@ -272,19 +314,27 @@ class Decoder:
                     stop = start + content_length
                     if end < stop:
                         break
-                    messages.append(Message._trusted(header, bytes(buf[start:stop])))
+                    messages.append(trusted(header, bytes(view[start:stop])))
                     pos = stop
                     state = PREFIX
                     limit -= 1
-                else:  # pragma: no cover - CLOSED is only reached through close()
+                else:  # CLOSED: close() took everything there was
                     break
         except ProtocolError as error:
             self._pos = pos
             self._header_length = header_length
             self._fail(error, messages)
+        finally:
+            view.release()
         self._pos = pos
         self._state = state
         self._header_length = header_length
         self._header = header
         self._content_length = content_length
+        if state is PREFIX:
+            self._need = 2
+        elif state is HEADER:
+            self._need = 2 + header_length
+        else:
+            self._need = 2 + header_length + content_length
         return messages

@@ -100,9 +100,9 @@ class Message:
     @classmethod
     def _trusted(cls, header: dict[str, Any], content: bytes) -> Message:
         """Build a message the decoder has already checked (skips validation)."""
-        message = object.__new__(cls)
-        object.__setattr__(message, "header", header)
-        object.__setattr__(message, "content", content)
+        message = _new_object(cls)
+        _set_header(message, header)
+        _set_content(message, content)
         return message
 
     # -- building ---------------------------------------------------------
@@ -233,3 +233,10 @@ class Message:
     def __repr__(self) -> str:
         content = self.content if len(self.content) <= 64 else self.content[:64] + b"..."
         return f"Message(header={self.header!r}, content={content!r})"
+
+
+# The slot descriptors of the frozen dataclass: setting through them skips the
+# frozen __setattr__ (the decoder builds one message per header it has checked).
+_new_object = object.__new__
+_set_header = Message.__dict__["header"].__set__
+_set_content = Message.__dict__["content"].__set__

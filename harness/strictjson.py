@@ -23,8 +23,8 @@ __all__ = ["MAX_DEPTH", "JSONViolation", "loads_strict"]
 #: Deepest nesting of arrays and objects accepted in a JSON text.
 MAX_DEPTH = 200
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -41,11 +41,11 @@ class JSONViolation(Exception):
         self.reason = reason
 
 
-def _depth(raw: bytes) -> int:
-    """Deepest bracket nesting of ``raw`` outside strings (exact for valid JSON)."""
+def _depth(text: str) -> int:
+    """Deepest bracket nesting of ``text`` outside strings (exact for valid JSON)."""
     depth = deepest = 0
-    for bracket in _BRACKETS.findall(_STRING.sub(b"", raw)):
-        if bracket in b"[{":
+    for bracket in _BRACKETS.findall(_STRING.sub("", text)):
+        if bracket in "[{":
             depth += 1
             deepest = max(deepest, depth)
         else:
@@ -53,12 +53,14 @@ def _depth(raw: bytes) -> int:
     return deepest
 
 
-def _check_depth(raw: bytes) -> None:
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
+def _check_depth(text: str) -> None:
+    # Count on the decoded text, never on the raw bytes: in UTF-16 or UTF-32 content a
+    # character such as U+5C5B holds the bytes of "[" and "\\" without being either.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise JSONViolation("json", f"nested more than {MAX_DEPTH} levels deep")
 
 
-def loads_strict(raw: bytes, text: str | None = None) -> Any:
+def loads_strict(raw: bytes | bytearray, text: str | None = None) -> Any:
     """Parse ``raw`` (UTF-8 bytes) as one strict JSON text.
 
     When ``text`` is given it is the already-decoded text of ``raw`` and the
@@ -73,7 +75,7 @@ def loads_strict(raw: bytes, text: str | None = None) -> Any:
             raise JSONViolation("utf8", f"invalid UTF-8 at byte {exc.start} ({exc.reason})") from None
     if text.startswith("\ufeff"):
         raise JSONViolation("utf8", "starts with a byte order mark")
-    _check_depth(raw)
+    _check_depth(text)
 
     non_finite: list[str] = []
     duplicates: list[str] = []
