@@ -1,0 +1,832 @@
+-- lpjson.lua: Wireshark dissector for the length-prefixed JSON protocol ("lpjson")
+-- of the Real Python guide "Socket Programming in Python".
+--
+-- A message is a 2-byte big-endian header length N, N bytes of a UTF-8 JSON header
+-- (byteorder, content-type, content-encoding, content-length), then content-length
+-- bytes of content. Messages follow each other back to back on a TCP stream.
+--
+-- Wireshark 4.0+ (Lua 5.2). Load it with `wireshark -X lua_script:lpjson.lua` or copy
+-- it into the personal Lua plugins folder (`harness wireshark install` does that).
+--
+-- What it does:
+--   * TCP port 65432 (preference "lpjson.port"), plus a heuristic for other ports;
+--   * TCP reassembly: a message split over many segments is dissected once, in the
+--     segment that completes it; several messages in one segment are all dissected;
+--   * fields lpjson.header_length, .header, .byteorder, .content_type,
+--     .content_encoding, .content_length, .content, .extension;
+--   * text/json content goes to Wireshark's own JSON dissector;
+--   * every protocol violation of the harness codec (harness/errors.py) is flagged
+--     with an expert info item and the field lpjson.violation (its code), checked in
+--     the codec's order: the header must be strict UTF-8 without a BOM, nest at most
+--     200 levels, be strict JSON (RFC 8259, no NaN/Infinity, no duplicate keys, no
+--     lone surrogate escapes), be an object with the four keys and valid values, and
+--     announce at most "max_content_length" bytes (preference, default 1 MiB).
+--     Wireshark 4.0 has no JSON library for Lua, so a strict JSON reader is built in.
+--     A stream that ends (FIN) inside a message gets "incomplete-message" on the FIN.
+--     After a framing or header violation nothing in that direction is parsed any
+--     more (a length-prefixed stream cannot resynchronise), as in the codec.
+
+local lpjson = Proto("lpjson", "Length-prefixed JSON (Real Python socket guide)")
+local lpjson_eos = Proto("lpjson_eos", "lpjson end-of-stream check")
+
+local DEFAULT_PORT = 65432
+local DEFAULT_MAX_CONTENT_LENGTH = 1048576
+local MAX_DEPTH = 200             -- harness.strictjson.MAX_DEPTH
+local MAX_INT_DIGITS = 4300       -- Python's default int max str digits
+
+local f = lpjson.fields
+f.header_length = ProtoField.uint16("lpjson.header_length", "Header length", base.DEC)
+f.header = ProtoField.string("lpjson.header", "JSON header", base.UNICODE)
+f.byteorder = ProtoField.string("lpjson.byteorder", "Byte order", base.UNICODE)
+f.content_type = ProtoField.string("lpjson.content_type", "Content type", base.UNICODE)
+f.content_encoding = ProtoField.string("lpjson.content_encoding", "Content encoding", base.UNICODE)
+f.content_length = ProtoField.uint64("lpjson.content_length", "Content length", base.DEC)
+f.extension = ProtoField.string("lpjson.extension", "Extension header", base.UNICODE)
+f.content = ProtoField.bytes("lpjson.content", "Content")
+f.text = ProtoField.string("lpjson.text", "Content text", base.UNICODE)
+f.violation = ProtoField.string("lpjson.violation", "Violation")
+f.unparsed = ProtoField.bytes("lpjson.unparsed", "Not parsed (after a protocol error)")
+f.missing = ProtoField.uint32("lpjson.missing", "Bytes missing", base.DEC)
+
+-- One expert item per violation class of harness/errors.py (the code is the suffix).
+local MALFORMED, PROTOCOL = expert.group.MALFORMED, expert.group.PROTOCOL
+local ERROR, WARN = expert.severity.ERROR, expert.severity.WARN
+local EXPERT_SPEC = {
+    { "zero-header-length", "Header length is 0 (an empty header is not a JSON object)", MALFORMED, ERROR },
+    { "header-not-utf8", "JSON header is not strict UTF-8 (or has a BOM, or a lone surrogate)", MALFORMED, ERROR },
+    { "header-not-json", "JSON header is not strict JSON", MALFORMED, ERROR },
+    { "non-finite-number", "JSON header holds NaN or Infinity", MALFORMED, ERROR },
+    { "duplicate-key", "JSON header repeats a key", MALFORMED, ERROR },
+    { "header-not-object", "JSON header is not an object", MALFORMED, ERROR },
+    { "missing-header-key", "JSON header lacks a required key", MALFORMED, ERROR },
+    { "invalid-header-value", "JSON header has an invalid value", MALFORMED, ERROR },
+    { "content-too-large", "content-length is over the limit", PROTOCOL, ERROR },
+    { "incomplete-message", "Stream ended inside a message", MALFORMED, ERROR },
+    { "unsupported-encoding", "text/json content-encoding is not a supported text encoding", PROTOCOL, WARN },
+    { "content-not-decodable", "text/json content does not decode in its content-encoding", PROTOCOL, WARN },
+    { "content-not-json", "text/json content is not strict JSON", PROTOCOL, WARN },
+}
+local experts = {}
+for _, spec in ipairs(EXPERT_SPEC) do
+    local code = spec[1]
+    local e = ProtoExpert.new("lpjson." .. code:gsub("-", "_"), spec[2], spec[3], spec[4])
+    experts[code] = e
+    lpjson.experts[#lpjson.experts + 1] = e
+end
+local ex_truncated = ProtoExpert.new("lpjson.truncated",
+    "Message cut short: TCP reassembly is off or segments are missing", expert.group.REASSEMBLE, WARN)
+local ex_after_error = ProtoExpert.new("lpjson.after_error",
+    "Data after a protocol error: the stream cannot be resynchronised", expert.group.SEQUENCE, expert.severity.NOTE)
+lpjson.experts[#lpjson.experts + 1] = ex_truncated
+lpjson.experts[#lpjson.experts + 1] = ex_after_error
+
+lpjson.prefs.port = Pref.uint("TCP port", DEFAULT_PORT, "TCP port of lpjson (other ports: the heuristic)")
+lpjson.prefs.max_content_length = Pref.uint("Maximum content length", DEFAULT_MAX_CONTENT_LENGTH,
+    "A header announcing more content bytes than this is flagged content-too-large")
+
+local f_tcp_stream = Field.new("tcp.stream")
+local f_tcp_fin = Field.new("tcp.flags.fin")
+local f_tcp_seq = Field.new("tcp.seq")
+
+local json_dissector = Dissector.get("json")
+
+local byte, sub, find, char, concat = string.byte, string.sub, string.find, string.char, table.concat
+
+---------------------------------------------------------------------------------------
+-- Strict UTF-8 (as Python's decoder: no overlongs, no surrogates, nothing past U+10FFFF)
+---------------------------------------------------------------------------------------
+
+local function utf8_valid(s)
+    local i, n = find(s, "[\128-\255]"), #s
+    while i do
+        local c = byte(s, i)
+        local need, lo, hi = 0, 0x80, 0xBF
+        if c >= 0xC2 and c <= 0xDF then need = 1
+        elseif c == 0xE0 then need, lo = 2, 0xA0
+        elseif c == 0xED then need, hi = 2, 0x9F
+        elseif c >= 0xE1 and c <= 0xEF then need = 2
+        elseif c == 0xF0 then need, lo = 3, 0x90
+        elseif c == 0xF4 then need, hi = 3, 0x8F
+        elseif c >= 0xF1 and c <= 0xF3 then need = 3
+        else return false, i - 1 end
+        if i + need > n then return false, i - 1 end
+        local c2 = byte(s, i + 1)
+        if c2 < lo or c2 > hi then return false, i - 1 end
+        for k = 2, need do
+            local ck = byte(s, i + k)
+            if ck < 0x80 or ck > 0xBF then return false, i - 1 end
+        end
+        i = find(s, "[\128-\255]", i + need + 1)
+    end
+    return true
+end
+
+local function utf8_char(cp)
+    if cp < 0x80 then return char(cp) end
+    if cp < 0x800 then return char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) end
+    if cp < 0x10000 then
+        return char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+    end
+    return char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+        0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+---------------------------------------------------------------------------------------
+-- Nesting depth the way harness.strictjson._depth counts it: strings removed with the
+-- regex "(?:[^"\\]|\\.)*" (DOTALL), then brackets counted.
+---------------------------------------------------------------------------------------
+
+local function too_deep(raw)
+    local _, opens1 = raw:gsub("%[", "")
+    local _, opens2 = raw:gsub("{", "")
+    if opens1 + opens2 <= MAX_DEPTH then return false end
+    local depth, deepest, i, n = 0, 0, 1, #raw
+    local strings = true
+    while i <= n do
+        local c = byte(raw, i)
+        if c == 34 and strings then
+            -- the regex matches up to the first unescaped quote; if there is none, no later
+            -- quote can start a match either (it would follow the same escape pairing)
+            local j, closed = i + 1, false
+            while j <= n do
+                local d = byte(raw, j)
+                if d == 34 then closed = true break
+                elseif d == 92 then
+                    if j + 1 > n then break end
+                    j = j + 2
+                else j = j + 1 end
+            end
+            if closed then i = j + 1 else strings = false; i = i + 1 end
+        else
+            if c == 91 or c == 123 then
+                depth = depth + 1
+                if depth > deepest then deepest = depth end
+            elseif c == 93 or c == 125 then
+                depth = depth - 1
+            end
+            i = i + 1
+        end
+    end
+    return deepest > MAX_DEPTH
+end
+
+---------------------------------------------------------------------------------------
+-- Strict JSON reader, with the verdicts of Python's json module (C scanner, strict=True)
+-- as harness.strictjson.loads_strict uses it.
+-- Values: Lua strings, true/false, NULL, {t="num", lit=, float=}, {t="arr", ...},
+-- {t="obj", keys={...}, map={}, span={key={first,last}}} (spans are byte positions).
+---------------------------------------------------------------------------------------
+
+local NULL = setmetatable({}, { __tostring = function() return "null" end })
+
+local function is_digit(c) return c ~= nil and c >= 48 and c <= 57 end
+
+local ESCAPES = { [34] = '"', [92] = "\\", [47] = "/", [98] = "\b", [102] = "\f", [110] = "\n",
+    [114] = "\r", [116] = "\t" }
+
+-- parse(s): returns value or nil, plus a context {non_finite=, duplicate=, surrogate=, err=}
+local function parse_json(s)
+    local ctx = {}
+    local n = #s
+    local pos = 1
+    local parse_value
+
+    local function fail(msg)
+        error({ json = msg .. " at byte " .. (pos - 1) }, 0)
+    end
+
+    local function skip_ws()
+        pos = find(s, "[^ \t\n\r]", pos) or n + 1
+    end
+
+    local function hex4(at)
+        local h = sub(s, at, at + 3)
+        if #h < 4 or not h:match("^%x%x%x%x$") then return nil end
+        return tonumber(h, 16)
+    end
+
+    local function parse_string()
+        -- pos is on the opening quote
+        local parts = {}
+        local i = pos + 1
+        while true do
+            local j = find(s, '[%z\1-\31"\\]', i)
+            if not j then pos = n + 1; fail("unterminated string") end
+            if j > i then parts[#parts + 1] = sub(s, i, j - 1) end
+            local c = byte(s, j)
+            if c == 34 then
+                pos = j + 1
+                return concat(parts)
+            elseif c == 92 then
+                local e = byte(s, j + 1)
+                if e == 117 then
+                    local cp = hex4(j + 2)
+                    if not cp then pos = j; fail("invalid \\uXXXX escape") end
+                    i = j + 6
+                    if cp >= 0xD800 and cp <= 0xDBFF and byte(s, i) == 92 and byte(s, i + 1) == 117 then
+                        local lo = hex4(i + 2)
+                        if lo and lo >= 0xDC00 and lo <= 0xDFFF then
+                            cp = 0x10000 + (cp - 0xD800) * 1024 + (lo - 0xDC00)
+                            i = i + 6
+                        end
+                    end
+                    if cp >= 0xD800 and cp <= 0xDFFF then ctx.surrogate = true end
+                    parts[#parts + 1] = utf8_char(cp)
+                elseif e and ESCAPES[e] then
+                    parts[#parts + 1] = ESCAPES[e]
+                    i = j + 2
+                else
+                    pos = j; fail("invalid escape")
+                end
+            else
+                pos = j; fail("invalid control character in string")
+            end
+        end
+    end
+
+    local function parse_number()
+        local start = pos
+        local p = pos
+        if byte(s, p) == 45 then p = p + 1 end
+        local c = byte(s, p)
+        if c == 48 then p = p + 1
+        elseif c and c >= 49 and c <= 57 then p = find(s, "[^0-9]", p + 1) or n + 1
+        else fail("expecting value") end
+        local int_digits = p - start - (byte(s, start) == 45 and 1 or 0)
+        local float = false
+        if byte(s, p) == 46 and is_digit(byte(s, p + 1)) then
+            p = find(s, "[^0-9]", p + 1) or n + 1
+            float = true
+        end
+        local e = byte(s, p)
+        if e == 101 or e == 69 then
+            local q = p + 1
+            local sign = byte(s, q)
+            if sign == 43 or sign == 45 then q = q + 1 end
+            if is_digit(byte(s, q)) then
+                p = find(s, "[^0-9]", q) or n + 1
+                float = true
+            end
+        end
+        local lit = sub(s, start, p - 1)
+        pos = p
+        if float then
+            local v = tonumber(lit)
+            if v == math.huge or v == -math.huge then ctx.non_finite = ctx.non_finite or lit end
+        elseif int_digits > MAX_INT_DIGITS then
+            pos = start; fail("integer of more than " .. MAX_INT_DIGITS .. " digits")
+        end
+        return { t = "num", lit = lit, float = float }
+    end
+
+    local function parse_object(depth)
+        pos = pos + 1
+        local obj = { t = "obj", keys = {}, map = {}, span = {} }
+        skip_ws()
+        if byte(s, pos) == 125 then pos = pos + 1; return obj end
+        local seen = {}
+        while true do
+            if byte(s, pos) ~= 34 then fail("expecting property name in double quotes") end
+            local key = parse_string()
+            skip_ws()
+            if byte(s, pos) ~= 58 then fail("expecting ':'") end
+            pos = pos + 1
+            skip_ws()
+            local first = pos
+            local value = parse_value(depth + 1)
+            if seen[key] then
+                ctx.duplicate = ctx.duplicate or key
+            else
+                seen[key] = true
+                obj.keys[#obj.keys + 1] = key
+            end
+            obj.map[key] = value
+            obj.span[key] = { first, pos - 1 }
+            skip_ws()
+            local c = byte(s, pos)
+            if c == 125 then pos = pos + 1; return obj end
+            if c ~= 44 then fail("expecting ',' or '}'") end
+            pos = pos + 1
+            skip_ws()
+        end
+    end
+
+    local function parse_array(depth)
+        pos = pos + 1
+        local arr = { t = "arr" }
+        skip_ws()
+        if byte(s, pos) == 93 then pos = pos + 1; return arr end
+        while true do
+            arr[#arr + 1] = parse_value(depth + 1)
+            skip_ws()
+            local c = byte(s, pos)
+            if c == 93 then pos = pos + 1; return arr end
+            if c ~= 44 then fail("expecting ',' or ']'") end
+            pos = pos + 1
+            skip_ws()
+        end
+    end
+
+    parse_value = function(depth)
+        if depth > 10000 then fail("nested too deeply") end
+        local c = byte(s, pos)
+        if c == 34 then return parse_string()
+        elseif c == 123 then return parse_object(depth)
+        elseif c == 91 then return parse_array(depth)
+        elseif c == 110 and sub(s, pos, pos + 3) == "null" then pos = pos + 4; return NULL
+        elseif c == 116 and sub(s, pos, pos + 3) == "true" then pos = pos + 4; return true
+        elseif c == 102 and sub(s, pos, pos + 4) == "false" then pos = pos + 5; return false
+        elseif c == 78 and sub(s, pos, pos + 2) == "NaN" then
+            pos = pos + 3; ctx.non_finite = ctx.non_finite or "NaN"; return { t = "num", lit = "NaN", float = true }
+        elseif c == 73 and sub(s, pos, pos + 7) == "Infinity" then
+            pos = pos + 8; ctx.non_finite = ctx.non_finite or "Infinity"
+            return { t = "num", lit = "Infinity", float = true }
+        elseif c == 45 and sub(s, pos, pos + 8) == "-Infinity" then
+            pos = pos + 9; ctx.non_finite = ctx.non_finite or "-Infinity"
+            return { t = "num", lit = "-Infinity", float = true }
+        elseif c == 45 or is_digit(c) then return parse_number()
+        end
+        fail("expecting value")
+    end
+
+    local ok, result = pcall(function()
+        skip_ws()
+        local v = parse_value(0)
+        skip_ws()
+        if pos <= n then fail("extra data") end
+        return v
+    end)
+    if not ok then
+        if type(result) == "table" and result.json then
+            ctx.err = result.json
+            return nil, ctx
+        end
+        error(result, 0)
+    end
+    return result, ctx
+end
+
+-- loads_strict: returns value, or nil + kind ("utf8", "json", "non-finite", "duplicate") + reason.
+-- raw: the bytes (for the depth count); text: their UTF-8 text when already decoded.
+local function loads_strict(raw, text)
+    if text == nil then
+        local ok, at = utf8_valid(raw)
+        if not ok then return nil, "utf8", "invalid UTF-8 at byte " .. at end
+        text = raw
+    end
+    if sub(text, 1, 3) == "\239\187\191" then return nil, "utf8", "starts with a byte order mark" end
+    if too_deep(raw) then return nil, "json", "nested more than " .. MAX_DEPTH .. " levels deep" end
+    local value, ctx = parse_json(text)
+    if value == nil then return nil, "json", ctx.err end
+    if ctx.non_finite then return nil, "non-finite", "non-finite number " .. ctx.non_finite end
+    if ctx.duplicate then return nil, "duplicate", "duplicate key '" .. ctx.duplicate .. "'" end
+    if ctx.surrogate then return nil, "utf8", "escapes a lone UTF-16 surrogate" end
+    return value
+end
+
+---------------------------------------------------------------------------------------
+-- Header rules (harness.message.check_header and the decoder's limit)
+---------------------------------------------------------------------------------------
+
+local HEADER_VIOLATION = { utf8 = "header-not-utf8", json = "header-not-json",
+    ["non-finite"] = "non-finite-number", duplicate = "duplicate-key" }
+local REQUIRED = { "byteorder", "content-type", "content-encoding", "content-length" }
+
+local function json_type(v)
+    if type(v) == "string" then return "string" end
+    if type(v) == "boolean" then return "bool" end
+    if v == NULL then return "null" end
+    return v.t
+end
+
+-- A JSON integer literal's value, as a Lua number (exact up to 2^53) or math.huge.
+local function int_value(lit)
+    local digits = lit:gsub("^-", ""):gsub("^0+(%d)", "%1")
+    if #digits > 15 then return math.huge end
+    return tonumber(digits)
+end
+
+-- Returns header info table or nil, violation code, reason
+local function check_header(raw, max_content_length)
+    local value, kind, reason = loads_strict(raw)
+    if value == nil then return nil, HEADER_VIOLATION[kind], "JSON header: " .. reason end
+    if json_type(value) ~= "obj" then
+        local python = { string = "str", num = value.float and "float" or "int", bool = "bool", null = "NoneType",
+            arr = "list" }
+        return nil, "header-not-object", "JSON header is a " .. python[json_type(value)] .. ", not an object"
+    end
+    local map = value.map
+    local missing = {}
+    for _, key in ipairs(REQUIRED) do
+        if map[key] == nil then missing[#missing + 1] = "'" .. key .. "'" end
+    end
+    if #missing > 0 then return nil, "missing-header-key", "missing required key " .. concat(missing, ", ") end
+    local bo = map["byteorder"]
+    if bo ~= "little" and bo ~= "big" then
+        return nil, "invalid-header-value", "byteorder must be 'little' or 'big'"
+    end
+    for _, key in ipairs({ "content-type", "content-encoding" }) do
+        local v = map[key]
+        if type(v) ~= "string" or v == "" then
+            return nil, "invalid-header-value", key .. " must be a non-empty string"
+        end
+    end
+    local cl = map["content-length"]
+    if json_type(cl) ~= "num" or cl.float or (sub(cl.lit, 1, 1) == "-" and int_value(cl.lit) ~= 0) then
+        return nil, "invalid-header-value", "content-length must be an integer >= 0"
+    end
+    local length = int_value(cl.lit)
+    local info = { value = value, length = length, length_lit = cl.lit:gsub("^-", "") }
+    if length > max_content_length then
+        return info, "content-too-large",
+            "content-length " .. info.length_lit .. " exceeds the limit of " .. max_content_length .. " bytes"
+    end
+    return info
+end
+
+---------------------------------------------------------------------------------------
+-- text/json content (harness.message.Message.json): encoding allow-list, decoding, JSON
+---------------------------------------------------------------------------------------
+
+local TEXT_ENCODINGS = { ["utf-8"] = true, ["utf-16"] = true, ["utf-32"] = true, ascii = true, ["latin-1"] = true }
+
+local function utf16_to_utf8(s, little)
+    if #s % 2 == 1 then return nil, "truncated data" end
+    local out, i, n = {}, 1, #s
+    while i <= n do
+        local a, b = byte(s, i, i + 1)
+        local u = little and (a + b * 256) or (a * 256 + b)
+        i = i + 2
+        if u >= 0xD800 and u <= 0xDBFF then
+            if i > n then return nil, "unexpected end of data" end
+            local c, d = byte(s, i, i + 1)
+            local l = little and (c + d * 256) or (c * 256 + d)
+            if l < 0xDC00 or l > 0xDFFF then return nil, "illegal UTF-16 surrogate" end
+            u = 0x10000 + (u - 0xD800) * 1024 + (l - 0xDC00)
+            i = i + 2
+        elseif u >= 0xDC00 and u <= 0xDFFF then
+            return nil, "illegal encoding"
+        end
+        out[#out + 1] = utf8_char(u)
+    end
+    return concat(out)
+end
+
+local function utf32_to_utf8(s, little)
+    if #s % 4 ~= 0 then return nil, "truncated data" end
+    local out = {}
+    for i = 1, #s, 4 do
+        local a, b, c, d = byte(s, i, i + 3)
+        local u = little and (a + b * 256 + c * 65536 + d * 16777216) or (a * 16777216 + b * 65536 + c * 256 + d)
+        if u > 0x10FFFF or (u >= 0xD800 and u <= 0xDFFF) then return nil, "code point not in range" end
+        out[#out + 1] = utf8_char(u)
+    end
+    return concat(out)
+end
+
+-- Python's bytes.decode(encoding) for the allow-listed encodings, to UTF-8 (native order: little).
+local function decode_text(raw, encoding)
+    if encoding == "utf-8" then
+        local ok, at = utf8_valid(raw)
+        if not ok then return nil, "invalid UTF-8 at byte " .. at end
+        return raw
+    elseif encoding == "ascii" then
+        local at = find(raw, "[\128-\255]")
+        if at then return nil, "byte >= 0x80 at byte " .. (at - 1) end
+        return raw
+    elseif encoding == "latin-1" then
+        return (raw:gsub("[\128-\255]", function(c) return utf8_char(byte(c)) end))
+    elseif encoding == "utf-16" then
+        local bom = sub(raw, 1, 2)
+        if bom == "\255\254" then return utf16_to_utf8(sub(raw, 3), true) end
+        if bom == "\254\255" then return utf16_to_utf8(sub(raw, 3), false) end
+        return utf16_to_utf8(raw, true)
+    else -- utf-32
+        local bom = sub(raw, 1, 4)
+        if bom == "\255\254\0\0" then return utf32_to_utf8(sub(raw, 5), true) end
+        if bom == "\0\0\254\255" then return utf32_to_utf8(sub(raw, 5), false) end
+        return utf32_to_utf8(raw, true)
+    end
+end
+
+-- Returns value, utf8 text  or  nil, code, reason
+local function read_content(raw, encoding)
+    local enc = encoding:lower()
+    if not TEXT_ENCODINGS[enc] then
+        return nil, "unsupported-encoding", "content-encoding '" .. encoding .. "' is not a supported text encoding"
+    end
+    local text, why = decode_text(raw, enc)
+    if text == nil then return nil, "content-not-decodable", "content is not valid " .. encoding .. ": " .. why end
+    local value, _, reason = loads_strict(raw, text)
+    if value == nil then return nil, "content-not-json", "content is not strict JSON: " .. reason end
+    return value, text
+end
+
+---------------------------------------------------------------------------------------
+-- Info column
+---------------------------------------------------------------------------------------
+
+local function shorten(s, n)
+    n = n or 60
+    if #s <= n then return s end
+    local cut = n
+    while cut > 0 and byte(s, cut + 1) and byte(s, cut + 1) >= 0x80 and byte(s, cut + 1) < 0xC0 do cut = cut - 1 end
+    return sub(s, 1, cut) .. "…"
+end
+
+local function show(v)
+    local t = json_type(v)
+    if t == "string" then return "'" .. shorten(v) .. "'" end
+    if t == "num" then return v.lit end
+    if t == "bool" then return tostring(v) end
+    if t == "null" then return "null" end
+    return t == "obj" and "{…}" or "[…]"
+end
+
+local function summary(ctype, encoding, length, value)
+    if value ~= nil and json_type(value) == "obj" then
+        local map = value.map
+        if type(map.action) == "string" then
+            return map.action .. (map.value ~= nil and (" " .. show(map.value)) or "")
+        elseif map.result ~= nil then return "result " .. show(map.result)
+        elseif map.error ~= nil then
+            return "error " .. show(map.error) .. (type(map.detail) == "string" and (": " .. shorten(map.detail)) or "")
+        end
+    end
+    if ctype:lower():find("^binary") or encoding == "binary" then
+        return "binary, " .. length .. " bytes"
+    end
+    return shorten(ctype, 40) .. ", " .. length .. " bytes"
+end
+
+---------------------------------------------------------------------------------------
+-- Per-stream state. The first pass records, per direction of each TCP stream, where a
+-- violation happened (frame number and the message's ordinal within the frame), the bytes
+-- consumed by whole messages, and what the pending message needs; later passes (the GUI
+-- re-dissecting a packet) read the same decisions back.
+---------------------------------------------------------------------------------------
+
+local streams = {}
+local eos_reports = {}
+local frame_ctx = { number = -1, ordinal = 0, info = {} }
+
+local function last_value(field)
+    local all = { field() }
+    local fi = all[#all]
+    return fi and fi.value
+end
+
+local function direction_state(pinfo)
+    local key = tostring(last_value(f_tcp_stream)) .. "/" .. tostring(pinfo.src) .. ":" .. tostring(pinfo.src_port)
+    local st = streams[key]
+    if not st then
+        st = { consumed = 0, need = 0 }
+        streams[key] = st
+    end
+    return st
+end
+
+local function enter_frame(pinfo)
+    if frame_ctx.number ~= pinfo.number then
+        frame_ctx.number = pinfo.number
+        frame_ctx.ordinal = 0
+    end
+end
+
+local function after_error(st, pinfo, ordinal)
+    local e = st.failed
+    if not e then return false end
+    return pinfo.number > e.frame or (pinfo.number == e.frame and ordinal > e.ordinal)
+end
+
+function lpjson.init()
+    streams = {}
+    eos_reports = {}
+    frame_ctx = { number = -1, ordinal = 0, info = {} }
+end
+
+---------------------------------------------------------------------------------------
+-- Dissection of one message (a PDU handed over by dissect_tcp_pdus)
+---------------------------------------------------------------------------------------
+
+local function add_violation(item, code, reason, range)
+    if range then item:add(f.violation, range, code) else item:add(f.violation, code) end
+    item:add_proto_expert_info(experts[code], code .. ": " .. reason)
+end
+
+-- The Info column lists every message of the frame; it is rewritten whole each time, as
+-- the JSON dissector writes to it too.
+local function set_info(pinfo, ordinal, text)
+    if ordinal == 1 then frame_ctx.info = {} end
+    frame_ctx.info[#frame_ctx.info + 1] = text
+    pinfo.cols.protocol = "lpjson"
+    pinfo.cols.info = concat(frame_ctx.info, ", ")
+end
+
+local function add_string(item, field, tvb, span, offset, value)
+    if span then
+        return item:add(field, tvb(offset + span[1] - 1, span[2] - span[1] + 1), value)
+    end
+    return item:add(field, value)
+end
+
+local function dissect_message(tvb, pinfo, tree)
+    enter_frame(pinfo)
+    frame_ctx.ordinal = frame_ctx.ordinal + 1
+    local ordinal = frame_ctx.ordinal
+    local st = direction_state(pinfo)
+    local len = tvb:len()
+
+    if after_error(st, pinfo, ordinal) then
+        local item = tree:add(lpjson, tvb(), "lpjson: " .. len .. " bytes after a protocol error (not parsed)")
+        item:add(f.unparsed, tvb())
+        item:add_proto_expert_info(ex_after_error)
+        set_info(pinfo, ordinal, "[" .. len .. " bytes after a protocol error]")
+        return len
+    end
+
+    local function failed(item, code, reason, range, consumed)
+        add_violation(item, code, reason, range)
+        item:append_text(" [" .. code .. "]")
+        set_info(pinfo, ordinal, "[" .. code .. "] " .. shorten(reason, 80))
+        if not pinfo.visited then st.failed = { frame = pinfo.number, ordinal = ordinal } end
+        return consumed
+    end
+
+    local hlen = tvb(0, 2):uint()
+    local item = tree:add(lpjson, tvb())
+    item:add(f.header_length, tvb(0, 2))
+    if hlen == 0 then
+        return failed(item, "zero-header-length", "header length is 0: an empty header is not a JSON object",
+            tvb(0, 2), 2)
+    end
+    if len < 2 + hlen then
+        item:add(f.missing, 2 + hlen - len):set_generated()
+        item:add_proto_expert_info(ex_truncated)
+        set_info(pinfo, ordinal, "[message cut short]")
+        return len
+    end
+    local hrange = tvb(2, hlen)
+    local raw = hrange:raw()
+    item:add_packet_field(f.header, hrange, ENC_UTF_8)
+    local info, code, reason = check_header(raw, lpjson.prefs.max_content_length)
+    if code then
+        return failed(item, code, reason, hrange, 2 + hlen)
+    end
+    local header = info.value
+    add_string(item, f.byteorder, tvb, header.span["byteorder"], 2, header.map["byteorder"])
+    local ctype, encoding = header.map["content-type"], header.map["content-encoding"]
+    add_string(item, f.content_type, tvb, header.span["content-type"], 2, ctype)
+    add_string(item, f.content_encoding, tvb, header.span["content-encoding"], 2, encoding)
+    local span = header.span["content-length"]
+    item:add(f.content_length, tvb(2 + span[1] - 1, span[2] - span[1] + 1), UInt64(info.length))
+    for _, key in ipairs(header.keys) do
+        if key ~= "byteorder" and key ~= "content-type" and key ~= "content-encoding" and key ~= "content-length" then
+            local ks = header.span[key]
+            add_string(item, f.extension, tvb, ks, 2, key .. ": " .. sub(raw, ks[1], ks[2]))
+        end
+    end
+
+    local clen = info.length
+    if len < 2 + hlen + clen then
+        item:add(f.missing, 2 + hlen + clen - len):set_generated()
+        item:add_proto_expert_info(ex_truncated)
+        set_info(pinfo, ordinal, "[message cut short]")
+        return len
+    end
+    local crange = clen > 0 and tvb(2 + hlen, clen) or nil
+    if crange then item:add(f.content, crange) else item:add(f.content, tvb(2 + hlen, 0)) end
+    local value, content_error
+    if ctype == "text/json" then
+        local text_or_code, creason
+        value, text_or_code, creason = read_content(crange and crange:raw() or "", encoding)
+        if value == nil then
+            add_violation(item, text_or_code, creason, crange)
+            item:append_text(" [" .. text_or_code .. "]")
+            content_error = text_or_code
+        else
+            local text = text_or_code
+            if encoding:lower() ~= "utf-8" and encoding:lower() ~= "ascii" then
+                item:add(f.text, crange, text)
+            end
+            if crange and json_dissector then
+                local ctvb = crange:tvb()
+                if text ~= crange:raw() then ctvb = ByteArray.new(text, true):tvb("Decoded content") end
+                pcall(json_dissector.call, json_dissector, ctvb, pinfo, item)
+            end
+        end
+    end
+    local line = summary(ctype, encoding, clen, value)
+    if content_error then line = "[" .. content_error .. "] " .. line end
+    item:append_text(": " .. line)
+    set_info(pinfo, ordinal, line)
+    if not pinfo.visited then st.consumed = st.consumed + 2 + hlen + clen end
+    return 2 + hlen + clen
+end
+
+-- How long the message starting at offset is: 0 asks TCP for one more segment.
+local function message_length(tvb, pinfo, offset)
+    enter_frame(pinfo)
+    local st = direction_state(pinfo)
+    local avail = tvb:len() - offset
+    if after_error(st, pinfo, frame_ctx.ordinal + 1) then return avail end
+    local hlen = tvb(offset, 2):uint()
+    if hlen == 0 then return 2 end
+    if avail < 2 + hlen then
+        if not pinfo.visited then st.need = 2 + hlen end
+        if pinfo.can_desegment > 0 then return 0 end
+        return avail
+    end
+    local info, code = check_header(tvb(offset + 2, hlen):raw(), lpjson.prefs.max_content_length)
+    if code or info == nil then return 2 + hlen end
+    local total = 2 + hlen + info.length
+    if not pinfo.visited then st.need = total end
+    return total
+end
+
+local function dissect_stream(tvb, pinfo, tree)
+    dissect_tcp_pdus(tvb, tree, 2, message_length, dissect_message)
+    return tvb:len()
+end
+
+lpjson.dissector = dissect_stream
+
+---------------------------------------------------------------------------------------
+-- Heuristic for other ports: a plausible prefix, then (after JSON whitespace) '{'; when
+-- the whole header is in the segment it must be a valid lpjson header.
+---------------------------------------------------------------------------------------
+
+local function heuristic(tvb, pinfo, tree)
+    local len = tvb:len()
+    if len < 3 then return false end
+    local hlen = tvb(0, 2):uint()
+    if hlen < 2 then return false end
+    local visible = math.min(hlen, len - 2)
+    local head = tvb(2, visible):raw()
+    local first = find(head, "[^ \t\n\r]")
+    if not first or byte(head, first) ~= 123 then return false end
+    if visible == hlen then
+        local info, code = check_header(head, 0xFFFFFFFF)
+        if info == nil or code then return false end
+    else
+        local key = find(head, "[^ \t\n\r]", first + 1)
+        if key and byte(head, key) ~= 34 then return false end
+    end
+    pinfo.conversation = lpjson
+    dissect_stream(tvb, pinfo, tree)
+    return true
+end
+
+lpjson:register_heuristic("tcp", heuristic)
+
+---------------------------------------------------------------------------------------
+-- End of stream: a FIN while a message is incomplete is the codec's IncompleteMessage.
+---------------------------------------------------------------------------------------
+
+function lpjson_eos.dissector(tvb, pinfo, tree)
+    frame_ctx.number = -1 -- the next dissection of any frame starts counting messages afresh
+    if not pinfo.visited then
+        if last_value(f_tcp_fin) then
+            local key = tostring(last_value(f_tcp_stream)) .. "/" .. tostring(pinfo.src) .. ":" ..
+                tostring(pinfo.src_port)
+            local st = streams[key]
+            local seq = last_value(f_tcp_seq)
+            if st and seq and not st.failed then
+                local received = seq - 1 - st.consumed
+                if received > 0 then
+                    local expected = received < 2 and 2 or st.need
+                    eos_reports[pinfo.number] = { received = received, expected = expected, offset = st.consumed }
+                    st.failed = { frame = pinfo.number, ordinal = 0 }
+                end
+            end
+        end
+    end
+    local report = eos_reports[pinfo.number]
+    if report then
+        local reason = "stream ended inside a message: it needs " .. report.expected .. " bytes, " ..
+            report.received .. " came (message at stream offset " .. report.offset .. ")"
+        local item = tree:add(lpjson, "lpjson: incomplete message [incomplete-message]")
+        add_violation(item, "incomplete-message", reason)
+        item:add(f.missing, report.expected - report.received):set_generated()
+        pinfo.cols.info:append(" [lpjson incomplete-message: " .. report.received .. " of " ..
+            report.expected .. " bytes]")
+    end
+end
+
+register_postdissector(lpjson_eos)
+
+---------------------------------------------------------------------------------------
+-- Registration and preferences
+---------------------------------------------------------------------------------------
+
+local tcp_port = DissectorTable.get("tcp.port")
+local registered_port = DEFAULT_PORT
+tcp_port:add(registered_port, lpjson)
+
+function lpjson.prefs_changed()
+    if lpjson.prefs.port ~= registered_port then
+        if registered_port ~= 0 then tcp_port:remove(registered_port, lpjson) end
+        registered_port = lpjson.prefs.port
+        if registered_port ~= 0 then tcp_port:add(registered_port, lpjson) end
+    end
+end
