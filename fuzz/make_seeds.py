@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Write the seed corpus (harness.fuzzing.seed_corpus) to fuzz/seeds/.
+
+python fuzz/make_seeds.py           # rewrite fuzz/seeds/ (removes files it no longer makes)
+python fuzz/make_seeds.py --check   # exit 1 if fuzz/seeds/ differs from what it would write
+"""
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from harness.fuzzing import seed_corpus
+
+SEEDS = Path(__file__).resolve().parent / "seeds"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    parser.add_argument("--dir", type=Path, default=SEEDS, help="where the seeds go (default: %(default)s)")
+    args = parser.parse_args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Hypothesis warnings from drawing examples outside a test
+        corpus = seed_corpus()
+    existing = {p.name: p.read_bytes() for p in args.dir.glob("*")} if args.dir.is_dir() else {}
+    if args.check:
+        stale = sorted(set(existing) ^ set(corpus)) + sorted(
+            n for n in set(existing) & set(corpus) if existing[n] != corpus[n]
+        )
+        for name in stale:
+            print(f"differs: {name}")
+        print(f"{len(corpus)} seeds, {len(stale)} differ")
+        return 1 if stale else 0
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for name in set(existing) - set(corpus):
+        (args.dir / name).unlink()
+    for name, data in sorted(corpus.items()):
+        if existing.get(name) != data:
+            (args.dir / name).write_bytes(data)
+    print(f"wrote {len(corpus)} seeds ({sum(map(len, corpus.values()))} bytes) to {args.dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
