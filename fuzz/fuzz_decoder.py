@@ -11,6 +11,7 @@ escapes, the same bytes split at the input's chosen points decode identically,
 messages re-encode to equal messages, close() agrees with the buffer.
 """
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -21,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Instrument the code under test only: the invariant checks and the mutator stay
 # uninstrumented so that their branches do not count as coverage.
 with atheris.instrument_imports(include=["harness"], exclude=["harness.fuzzing", "harness.mutator"]):
-    import harness
-    import harness.decoder  # noqa: F401
+    for module in ("harness.decoder", "harness.message", "harness.strictjson"):
+        importlib.import_module(module)
 
 import runner
 

@@ -16,6 +16,7 @@ each request (then the error message, if the stream breaks the protocol), the
 connection ends closed or cleanly waiting, output per call and buffering stay bounded.
 """
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -25,7 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Instrument the code under test only (connection, application, codec), not the checks.
 with atheris.instrument_imports(include=["harness"], exclude=["harness.fuzzing", "harness.mutator"]):
-    pass
+    for module in (
+        "harness.connection",
+        "harness.app",
+        "harness.decoder",
+        "harness.message",
+        "harness.strictjson",
+    ):
+        importlib.import_module(module)
 
 import runner
 
