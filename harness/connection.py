@@ -31,16 +31,17 @@ What happens when:
 
 Output is bounded: one call returns at most about ``max_pending_output``
 bytes (plus one response). When it stops early, ``backlog`` is True and the
-unanswered requests stay in the decoder's buffer as bytes; the caller sends
+unanswered requests wait, decoded; the caller sends
 what it got and calls ``receive_data(b"")`` again once its send buffer has
 drained (and should stop reading meanwhile). With the default limit and the
-search application this only happens for a single chunk of several hundred
-KiB of small requests.
+search application this only happens when one chunk of input holds several
+hundred KiB of small requests.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from harness.app import INTERNAL_ERROR, App, error_message, error_response, search_app
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder
@@ -78,6 +79,8 @@ class ServerConnection:
         self.name = name
         self._decoder = Decoder(max_content_length)
         self._eof = False
+        self._pending: deque[Message] = deque()  # decoded, not yet answered
+        self._violation: ProtocolError | None = None  # found by the decoder, reported after _pending
         #: True once the connection must be closed after sending what was returned.
         self.closed = False
         #: The protocol error that closed the connection, if any.
@@ -95,8 +98,13 @@ class ServerConnection:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and not yet answered (a partial message, or a backlog)."""
+        """Bytes received and not yet part of a complete message."""
         return self._decoder.buffered
+
+    @property
+    def pending(self) -> int:
+        """Complete requests not yet answered (the backlog)."""
+        return len(self._pending)
 
     @property
     def eof(self) -> bool:
@@ -113,9 +121,16 @@ class ServerConnection:
         """
         if self.closed:
             return b""
-        if self._eof and data:
-            raise RuntimeError("receive_data() after receive_eof(): the peer cannot send after EOF")
-        self._decoder.receive_data(data)
+        if data:
+            if self._eof:
+                raise RuntimeError("receive_data() after receive_eof(): the peer cannot send after EOF")
+            if self._violation is None:
+                try:
+                    self._pending.extend(self._decoder.feed(data))
+                except ProtocolError as error:
+                    # Answer what came before the violation, then report it.
+                    self._pending.extend(error.messages)
+                    self._violation = error
         return self._answer()
 
     def receive_eof(self) -> bytes:
@@ -132,23 +147,24 @@ class ServerConnection:
     # -- the work ------------------------------------------------------------
 
     def _answer(self) -> bytes:
-        out = bytearray()
+        pending = self._pending
+        out: list[bytes] = []
+        size = 0
         limit = self.max_pending_output
-        decoder = self._decoder
-        while len(out) < limit:
-            try:
-                request = decoder.next_message()
-            except ProtocolError as error:
-                self._fail(error, out)
-                return bytes(out)
-            if request is None:
-                self.backlog = False
-                if self._eof:
-                    self._finish(out)
-                return bytes(out)
-            out += self._respond(request)
-        self.backlog = True
-        return bytes(out)
+        respond = self._respond
+        while pending:
+            if size >= limit:
+                self.backlog = True
+                return b"".join(out)
+            response = respond(pending.popleft())
+            out.append(response)
+            size += len(response)
+        self.backlog = False
+        if self._violation is not None:
+            out.append(self._fail(self._violation))
+        elif self._eof:
+            out.append(self._finish())
+        return b"".join(out)
 
     def _respond(self, request: Message) -> bytes:
         self.requests += 1
@@ -179,20 +195,21 @@ class ServerConnection:
             )
         return response
 
-    def _finish(self, out: bytearray) -> None:
+    def _finish(self) -> bytes:
+        self.closed = True
         try:
             self._decoder.close()
         except IncompleteMessage as error:
-            self._fail(error, out)
-            return
-        self.closed = True
+            return self._fail(error)
+        return b""
 
-    def _fail(self, error: ProtocolError, out: bytearray) -> None:
+    def _fail(self, error: ProtocolError) -> bytes:
         self.error = error
         self.closed = True
         self.backlog = False
+        self._pending.clear()
         log.debug("%s: protocol error after %d requests: %s", self.name, self.requests, error)
-        out += error_response(error).encode()
+        return error_response(error).encode()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("eof" if self._eof else "open")
