@@ -122,6 +122,7 @@ def main() -> int:
         print("uvloop is not installed: measuring asyncio only", file=sys.stderr)
         loops = [name for name in loops if name != "uvloop"]
     todo = setups(loops)
+    load_before = os.getloadavg()
     servers: dict[tuple[str, str], ServerProcess] = {}
     samples: dict[int, list[Sample]] = {i: [] for i in range(len(todo))}
     try:
@@ -162,13 +163,17 @@ def main() -> int:
                 "errors": sum(s.result.errors_total for s in runs),
                 "generator_cpu": round(statistics.median(s.generator_cpu for s in runs), 2),
                 "server_cpu": round(statistics.median(s.server_cpu for s in runs), 2),
+                # Answers per second of server CPU: the per-request cost, robust to other load.
+                "per_server_cpu_s": round(
+                    statistics.median(s.result.requests_per_second / max(s.server_cpu, 1e-9) for s in runs)
+                ),
             }
         )
 
-    def rate(name: str, loop: str, mode: str = "pipeline") -> float:
+    def rate(name: str, loop: str, mode: str = "pipeline", column: str = "requests_per_s") -> float:
         for row in rows:
             if (row["server"], row["loop"], row["mode"]) == (name, loop, mode):
-                return float(row["requests_per_s"])
+                return float(row[column])
         return float("nan")
 
     ratios = {}
@@ -177,31 +182,39 @@ def main() -> int:
         ratios[f"reference/echo ({loop})"] = ref / rate("echo ceiling", loop)
         per_request = rate("reference", loop, "connect-per-request")
         ratios[f"reference/connect-per-request ({loop})"] = ref / per_request
+        ratios[f"reference/echo per server CPU-second ({loop})"] = rate(
+            "reference", loop, column="per_server_cpu_s"
+        ) / rate("echo ceiling", loop, column="per_server_cpu_s")
     if "asyncio" in loops and "uvloop" in loops:
         ratios["reference uvloop/asyncio"] = rate("reference", "uvloop") / rate("reference", "asyncio")
         ratios["echo uvloop/asyncio"] = rate("echo ceiling", "uvloop") / rate("echo ceiling", "asyncio")
 
     if args.json:
         print(json.dumps({"connections": args.connections, "depth": args.depth, "rows": rows,
-                          "ratios": {k: round(v, 3) for k, v in ratios.items()}}, indent=2))
+                          "ratios": {k: round(v, 3) for k, v in ratios.items()},
+                          "load_average": [load_before[0], os.getloadavg()[0]]}, indent=2))
         return 0
     print(f"\n{args.connections} connections, pipeline depth {args.depth}, {args.duration:g} s per run, "
           f"median of {args.rounds} rounds (generator: harness.load, "
           f"{'uvloop' if args.generator_uvloop else 'asyncio'})\n")
     print(f"{'server':13} {'loop':8} {'mode':20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'gen cpu':>7} {'srv cpu':>7}")
+          f"{'errors':>6} {'gen cpu':>7} {'srv cpu':>7} {'req/srv-cpu-s':>13}")
     for row in rows:
         print(f"{row['server']:13} {row['loop']:8} {row['mode']:20} {row['requests_per_s']:>10,} "
               f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['errors']:>6} "
-              f"{row['generator_cpu']:>7.0%} {row['server_cpu']:>7.0%}")
+              f"{row['generator_cpu']:>7.0%} {row['server_cpu']:>7.0%} {row['per_server_cpu_s']:>13,}")
     print()
     for name, value in ratios.items():
         target = ""
-        if name.startswith("reference/echo"):
+        if name.startswith("reference/echo ("):
             target = "  (target >= 0.5)"
         elif name.startswith("reference/connect"):
             target = "  (target >= 10)"
-        print(f"{name:42} {value:6.2f}x{target}")
+        print(f"{name:48} {value:6.2f}x{target}")
+    load = os.getloadavg()
+    print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs "
+          f"(started at {load_before[0]:.2f}): other processes competing for the CPUs lower every "
+          "req/s; the req/srv-cpu-s column is the less noisy one")
     return 0
 
 
