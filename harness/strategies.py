@@ -208,7 +208,11 @@ def streams(
 ) -> Stream:
     """Valid messages back to back, headers written in varied valid styles."""
     msgs = draw(
-        st.lists(message_strategy or messages(max_content_size=50_000), min_size=min_size, max_size=max_size)
+        st.lists(
+            message_strategy if message_strategy is not None else messages(max_content_size=50_000),
+            min_size=min_size,
+            max_size=max_size,
+        )
     )
     parts = [draw(wire_messages(m))[1] for m in msgs]
     return Stream(msgs, b"".join(parts))
