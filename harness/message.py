@@ -67,6 +67,15 @@ def check_header(header: dict[str, Any], offset: int | None = None) -> int:
     return length
 
 
+def _string_keys(value: Any) -> bool:
+    """Whether every dict in ``value`` has only ``str`` keys."""
+    if isinstance(value, dict):
+        return all(type(key) is str and _string_keys(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_string_keys(item) for item in value)
+    return True
+
+
 @lru_cache(maxsize=256)
 def _json_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
@@ -224,7 +233,13 @@ class Message:
             ordered = {key: header[key] for key in REQUIRED_KEYS}
             for key, value in header.items():
                 ordered.setdefault(key, value)
-            text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)
+            if not _string_keys(ordered):
+                # json.dumps would write 1 as "1": {1: .., "1": ..} would repeat a key on the wire.
+                raise ValueError("every key in the header (nested objects included) must be a str")
+            try:
+                text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)
+            except TypeError as exc:
+                raise ValueError(f"the header holds a value JSON cannot carry: {exc}") from None
         raw = text.encode("utf-8")
         if len(raw) > MAX_HEADER_LENGTH:
             raise ValueError(f"JSON header of {len(raw)} bytes exceeds {MAX_HEADER_LENGTH}")

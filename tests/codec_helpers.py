@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from hypothesis import strategies as st
 from reference_decoder import Outcome
 
 from harness import ERROR_CLASSES, Decoder, IncompleteMessage, Message, ProtocolError
+from harness import strategies as lst
 
 
 def typed(value: Any, ordered: bool = True) -> Any:
@@ -81,3 +83,43 @@ def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
 
 def byte_by_byte(data: bytes) -> list[bytes]:
     return [data[i : i + 1] for i in range(len(data))]
+
+
+# -- strategies shared by the framing tests ---------------------------------------------
+
+
+@st.composite
+def framed_messages(
+    draw: st.DrawFn, min_size: int = 0, max_size: int = 5, max_content_size: int = 3000
+) -> tuple[list[Message], list[bytes]]:
+    """Valid messages and the bytes of each, headers written in varied valid styles."""
+    messages = draw(
+        st.lists(lst.messages(max_content_size=max_content_size), min_size=min_size, max_size=max_size)
+    )
+    return messages, [draw(lst.wire_messages(message))[1] for message in messages]
+
+
+@st.composite
+def mutated_streams(draw: st.DrawFn) -> bytes:
+    """A valid stream with a few byte-level mutations: mostly valid, sometimes not."""
+    _, parts = draw(framed_messages(max_size=4, max_content_size=300))
+    data = bytearray(b"".join(parts))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "splice"]))
+        at = draw(st.integers(0, len(data)))
+        if op == "flip" and at < len(data):
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and at < len(data):
+            data[at] = draw(st.sampled_from([0, 0xFF, ord("{"), ord('"'), ord(":"), ord(","), ord("\\")]))
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=4))
+        elif op == "delete":
+            del data[at : at + draw(st.integers(1, 4))]
+        elif op == "truncate":
+            del data[at:]
+        elif op == "splice":
+            data[at:at] = draw(lst.malformed_messages()).data
+    return bytes(data)
+
+
+any_bytes = st.one_of(st.binary(max_size=400), mutated_streams())

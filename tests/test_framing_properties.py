@@ -12,7 +12,15 @@ import json
 from typing import Any
 
 import pytest
-from codec_helpers import byte_by_byte, decoder_outcome, split_at, typed, typed_outcome
+from codec_helpers import (
+    any_bytes,
+    byte_by_byte,
+    decoder_outcome,
+    framed_messages,
+    split_at,
+    typed,
+    typed_outcome,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_decoder import Outcome
@@ -33,17 +41,6 @@ from harness.decoder import _parse_header_strict, parse_header
 from harness.message import REQUIRED_KEYS
 
 HEADER_KINDS = [kind for kind in lst.VIOLATION_KINDS if kind != "incomplete-message"]
-
-
-@st.composite
-def framed_messages(
-    draw: st.DrawFn, min_size: int = 0, max_size: int = 5, max_content_size: int = 3000
-) -> tuple[list[Message], list[bytes]]:
-    """Valid messages and the bytes of each, headers written in varied valid styles."""
-    messages = draw(
-        st.lists(lst.messages(max_content_size=max_content_size), min_size=min_size, max_size=max_size)
-    )
-    return messages, [draw(lst.wire_messages(message))[1] for message in messages]
 
 
 def expected_outcome(messages: list[Message]) -> Outcome:
@@ -102,32 +99,6 @@ def test_framing_feed_returns_each_message_when_its_last_byte_arrives(
 
 
 # -- arbitrary and mutated bytes ---------------------------------------------------------
-
-
-@st.composite
-def mutated_streams(draw: st.DrawFn) -> bytes:
-    """A valid stream with a few byte-level mutations: mostly valid, sometimes not."""
-    _, parts = draw(framed_messages(max_size=4, max_content_size=300))
-    data = bytearray(b"".join(parts))
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "splice"]))
-        at = draw(st.integers(0, len(data)))
-        if op == "flip" and at < len(data):
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and at < len(data):
-            data[at] = draw(st.sampled_from([0, 0xFF, ord("{"), ord('"'), ord(":"), ord(","), ord("\\")]))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=4))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 4))]
-        elif op == "truncate":
-            del data[at:]
-        elif op == "splice":
-            data[at:at] = draw(lst.malformed_messages()).data
-    return bytes(data)
-
-
-any_bytes = st.one_of(st.binary(max_size=400), mutated_streams())
 
 
 @given(any_bytes, st.integers(0, 400), st.data())

@@ -1,0 +1,252 @@
+"""Unit tests for harness.Message: construction, building, reading, encoding."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from harness import (
+    ContentError,
+    ContentNotDecodable,
+    ContentNotJSON,
+    Decoder,
+    InvalidHeaderValue,
+    Message,
+    MissingHeaderKey,
+    UnsupportedEncoding,
+    decode_all,
+    encode,
+)
+from harness import strategies as lst
+from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS
+from harness.strictjson import MAX_DEPTH
+
+
+def header(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "byteorder": "little",
+        "content-type": "text/json",
+        "content-encoding": "utf-8",
+        "content-length": 2,
+    }
+    base.update({key.replace("_", "-"): value for key, value in overrides.items()})
+    return base
+
+
+# -- the constructor validates -----------------------------------------------------------
+
+
+def test_codec_message_constructor_accepts_a_valid_header() -> None:
+    message = Message(header(), b"{}")
+    assert message.content_type == "text/json" and message.content_encoding == "utf-8"
+    assert message.byteorder == "little" and message.is_json
+
+
+@pytest.mark.parametrize(
+    ("bad_header", "content", "error"),
+    [
+        ([("byteorder", "little")], b"", TypeError),
+        (header(), "{}", TypeError),
+        (header(), bytearray(b"{}"), TypeError),
+        ({"byteorder": "little", "content-type": "t", "content-encoding": "e"}, b"", MissingHeaderKey),
+        ({}, b"", MissingHeaderKey),
+        (header(byteorder="middle"), b"{}", InvalidHeaderValue),
+        (header(byteorder=["little"]), b"{}", InvalidHeaderValue),
+        (header(content_type=""), b"{}", InvalidHeaderValue),
+        (header(content_type=None), b"{}", InvalidHeaderValue),
+        (header(content_encoding=0), b"{}", InvalidHeaderValue),
+        (header(content_length=-1), b"{}", InvalidHeaderValue),
+        (header(content_length=2.0), b"{}", InvalidHeaderValue),
+        (header(content_length=True), b"{}", InvalidHeaderValue),
+        (header(content_length="2"), b"{}", InvalidHeaderValue),
+        (header(content_length=3), b"{}", InvalidHeaderValue),  # does not match the content
+    ],
+)
+def test_codec_message_constructor_rejects(bad_header: Any, content: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        Message(bad_header, content)
+
+
+def test_codec_message_missing_keys_are_named_in_the_guides_order() -> None:
+    with pytest.raises(MissingHeaderKey) as caught:
+        Message({"content-length": 0}, b"")
+    assert caught.value.reason == "missing required key 'byteorder', 'content-type', 'content-encoding'"
+
+
+def test_codec_message_is_frozen_unhashable_and_compares_by_value() -> None:
+    one = Message(header(), b"{}")
+    two = Message(dict(reversed(list(header().items()))), b"{}")
+    assert one == two
+    assert one != Message(header(byteorder="big"), b"{}")
+    with pytest.raises(AttributeError):
+        one.content = b"[]"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(one)
+
+
+def test_codec_message_repr_truncates_long_content() -> None:
+    text = repr(Message.from_bytes(b"x" * 1000))
+    assert "x" * 64 + "..." in text and "x" * 65 not in text
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32", "latin-1", "ascii", "UTF-8"])
+def test_codec_message_from_json_in_each_allowed_encoding(encoding: str) -> None:
+    value = {"action": "search", "value": "é" if encoding not in ("ascii", "ASCII") else "e", "n": [1, 2.5]}
+    message = Message.from_json(value, encoding=encoding, byteorder="big")
+    assert message.header == {
+        "byteorder": "big",
+        "content-type": "text/json",
+        "content-encoding": encoding,
+        "content-length": len(message.content),
+    }
+    assert message.json() == value
+    assert message.text() == json.dumps(value, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("encoding", ["binary", "utf-7", "rot13", "base64", "x"])
+def test_codec_message_from_json_refuses_encodings_off_the_allow_list(encoding: str) -> None:
+    with pytest.raises(UnsupportedEncoding):
+        Message.from_json({}, encoding=encoding)
+
+
+def test_codec_message_from_json_refuses_non_finite_numbers() -> None:
+    with pytest.raises(ValueError):
+        Message.from_json({"x": float("nan")})
+
+
+def test_codec_message_from_bytes_defaults_to_the_guides_binary_request() -> None:
+    message = Message.from_bytes(b"\x00\xff", byteorder="little")
+    assert message.header == {
+        "byteorder": "little",
+        "content-type": "binary/custom-client-binary-type",
+        "content-encoding": "binary",
+        "content-length": 2,
+    }
+    assert not message.is_json
+
+
+def test_codec_message_extra_headers_may_not_override_required_keys() -> None:
+    for key in REQUIRED_KEYS:
+        with pytest.raises(ValueError, match=key):
+            Message.from_bytes(b"", extra_headers={key: "x"})
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def test_codec_message_json_refuses_non_json_content_type() -> None:
+    with pytest.raises(ContentNotJSON, match="content-type"):
+        Message.from_bytes(b"{}").json()
+
+
+def test_codec_message_text_refuses_unlisted_encodings_without_calling_the_codec() -> None:
+    # "rot13" is a real Python codec: a peer must not get to pick it.
+    message = Message.from_bytes(b"{}", content_type="text/json", encoding="rot13")
+    with pytest.raises(UnsupportedEncoding):
+        message.text()
+    with pytest.raises(UnsupportedEncoding):
+        message.json()
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "error"),
+    [
+        (b'{"a": "\xff"}', "utf-8", ContentNotDecodable),
+        (b"\xff\xfe\x00", "utf-16", ContentNotDecodable),
+        (b'{"a": \x80}', "ascii", ContentNotDecodable),
+        (b"", "utf-8", ContentNotJSON),
+        (b"{", "utf-8", ContentNotJSON),
+        (b'{"a": NaN}', "utf-8", ContentNotJSON),
+        (b"[1e400]", "utf-8", ContentNotJSON),
+        (b'{"a": 1, "a": 2}', "utf-8", ContentNotJSON),
+        (b'["\\udc00"]', "utf-8", ContentNotJSON),
+        (b"{} {}", "utf-8", ContentNotJSON),
+        (b"\xef\xbb\xbf{}", "utf-8", ContentNotJSON),
+        (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "utf-8", ContentNotJSON),
+    ],
+)
+def test_codec_message_json_errors(content: bytes, encoding: str, error: type[ContentError]) -> None:
+    message = Message.from_bytes(content, content_type="text/json", encoding=encoding)
+    with pytest.raises(error) as caught:
+        message.json()
+    assert caught.value.offset is None
+    assert caught.value.code == error.code
+
+
+@given(lst.bad_content_messages())
+def test_codec_message_bad_content_strategy_raises_its_class(
+    case: tuple[Message, type[ContentError]],
+) -> None:
+    message, error = case
+    with pytest.raises(error):
+        message.json()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_codec_message_json_nesting_is_measured_on_text_not_bytes(encoding: str) -> None:
+    """U+5C5B holds the bytes of '[' and '\\' in UTF-16: 250 of them are not 250 levels."""
+    value = ["\u5c5b" * 250, "\u5b5b" * 250]
+    assert Message.from_json(value, encoding=encoding).json() == value
+    deep: Any = 0
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    assert Message.from_json(deep, encoding=encoding).json() == deep
+    with pytest.raises(ContentNotJSON, match="nested"):
+        Message.from_json([deep], encoding=encoding).json()
+
+
+# -- encoding ----------------------------------------------------------------------------
+
+
+def test_codec_message_encode_writes_extension_headers_after_the_required_keys() -> None:
+    message = Message(
+        {
+            "x-id": 7,
+            "content-length": 2,
+            "byteorder": "big",
+            "x-tags": ["a", "ü"],
+            "content-type": "text/json",
+            "content-encoding": "utf-8",
+            "x-nested": {"k": None},
+        },
+        b"{}",
+    )
+    wire = message.encode()
+    raw = (
+        '{"byteorder": "big", "content-type": "text/json", "content-encoding": "utf-8", '
+        '"content-length": 2, "x-id": 7, "x-tags": ["a", "ü"], "x-nested": {"k": null}}'
+    ).encode()
+    assert wire == len(raw).to_bytes(2, "big") + raw + b"{}"
+    assert encode(message) == wire
+    (decoded,) = decode_all(wire)
+    assert decoded.header == message.header
+    assert list(decoded.header) == [*REQUIRED_KEYS, "x-id", "x-tags", "x-nested"]
+
+
+def test_codec_message_header_over_65535_bytes_is_refused() -> None:
+    def with_padding(size: int) -> Message:
+        return Message.from_bytes(b"", extra_headers={"x-pad": "p" * size})
+
+    base = len(with_padding(0).encode()) - 2
+    fits = with_padding(MAX_HEADER_LENGTH - base)
+    assert len(fits.encode()) == 2 + MAX_HEADER_LENGTH
+    assert Decoder().feed(fits.encode()) == [fits]
+    with pytest.raises(ValueError, match="65535"):
+        with_padding(MAX_HEADER_LENGTH - base + 1).encode()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"x": float("inf")}, {"x": object()}, {"x": "\udc00"}, {"x": {1: "a", "1": "b"}}],
+    ids=["infinity", "object", "lone-surrogate", "non-string-key"],
+)
+def test_codec_message_encode_refuses_what_json_cannot_carry(extra: dict[str, Any]) -> None:
+    message = Message.from_bytes(b"", extra_headers=extra)
+    with pytest.raises(ValueError):
+        message.encode()

@@ -1,0 +1,106 @@
+"""Unit tests for harness.strictjson.loads_strict, the strict JSON reader."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import strategies as lst
+from harness.strictjson import MAX_DEPTH, JSONViolation, loads_strict
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"\xff", "utf8"),
+        (b'"\xed\xa0\x80"', "utf8"),  # an encoded surrogate is not UTF-8
+        (b"\xef\xbb\xbf{}", "utf8"),
+        (b'"\\ud800"', "utf8"),
+        (b'{"\\udfff": 1}', "utf8"),
+        (b"", "json"),
+        (b"{", "json"),
+        (b"{} x", "json"),
+        (b"[1,]", "json"),
+        (b"'a'", "json"),
+        (b'"a\tb"', "json"),
+        (b"1" * 4301, "json"),  # past Python's integer digit limit
+        (b"NaN", "non-finite"),
+        (b"[-Infinity]", "non-finite"),
+        (b'{"a": 1e400}', "non-finite"),
+        (b'{"a": 1, "a": 1}', "duplicate"),
+        (b'[{"b": {"c": 1, "c": 2}}]', "duplicate"),
+    ],
+)
+def test_codec_strictjson_violations(raw: bytes, kind: str) -> None:
+    with pytest.raises(JSONViolation) as caught:
+        loads_strict(raw)
+    assert caught.value.kind == kind
+    assert caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b'\xff{"a": NaN, "a": 1}', "utf8"),  # UTF-8 before anything else
+        (b'{"a": NaN, "a": 1} x', "json"),  # syntax before numbers and keys
+        (b'{"a": 1, "a": NaN}', "non-finite"),  # non-finite before duplicate, wherever they are
+        (b'{"\\ud800": 1, "\\ud800": 2}', "duplicate"),  # duplicate before lone surrogate
+        (b"[" * (MAX_DEPTH + 1) + b"NaN" + b"]" * (MAX_DEPTH + 1), "json"),  # depth before numbers
+    ],
+)
+def test_codec_strictjson_check_order(raw: bytes, kind: str) -> None:
+    with pytest.raises(JSONViolation) as caught:
+        loads_strict(raw)
+    assert caught.value.kind == kind
+
+
+def test_codec_strictjson_depth_limit_is_exact() -> None:
+    assert loads_strict(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
+    assert loads_strict(b'{"a":' * MAX_DEPTH + b"1" + b"}" * MAX_DEPTH) is not None
+    for raw in (
+        b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1),
+        b"[" * 100_000,  # never a RecursionError, whatever the stack
+        b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1),
+    ):
+        with pytest.raises(JSONViolation, match="nested") as caught:
+            loads_strict(raw)
+        assert caught.value.kind == "json"
+
+
+def test_codec_strictjson_brackets_in_strings_do_not_count_as_nesting() -> None:
+    raw = json.dumps(["[{" * 500, "\\[" * 300, '"]'], ensure_ascii=False).encode()
+    assert loads_strict(raw) == ["[{" * 500, "\\[" * 300, '"]']
+
+
+def test_codec_strictjson_accepts_what_only_looks_suspicious() -> None:
+    assert loads_strict(b'"\\\\ud800"') == "\\ud800"  # an escaped backslash, then text
+    assert loads_strict(b'"\\ud83d\\udc36"') == "🐶"  # a surrogate pair is one character
+    assert loads_strict(b" \r\n\t[1.5e300, -0, 123456789012345678901234567890] ") == [
+        1.5e300,
+        0,
+        123456789012345678901234567890,
+    ]
+
+
+def test_codec_strictjson_text_argument_skips_decoding() -> None:
+    raw = '{"a": "é"}'.encode("utf-16")
+    assert loads_strict(raw, raw.decode("utf-16")) == {"a": "é"}
+
+
+@given(lst.json_values(12))
+def test_codec_strictjson_reads_what_json_dumps_writes(value: Any) -> None:
+    for ensure_ascii in (True, False):
+        raw = json.dumps(value, ensure_ascii=ensure_ascii).encode()
+        assert loads_strict(raw) == value
+
+
+@given(st.binary(max_size=64))
+def test_codec_strictjson_raises_only_json_violations(raw: bytes) -> None:
+    try:
+        loads_strict(raw)
+    except JSONViolation as violation:
+        assert violation.kind in {"utf8", "json", "non-finite", "duplicate"}
