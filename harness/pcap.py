@@ -145,6 +145,12 @@ class Session:
         sends += [Send(SERVER, bytes(c)) for c in server_chunks]
         return cls(sends, **options)  # type: ignore[arg-type]
 
+    def closes(self, direction: Direction) -> bool:
+        """Whether ``direction`` sends a FIN in this session."""
+        if any(isinstance(s, Close) for s in self.sends):
+            return any(isinstance(s, Close) and s.direction == direction for s in self.sends)
+        return self.close is not None
+
     def stream(self, direction: Direction) -> bytes:
         """Every byte ``direction`` sent, in order (what a reassembling reader sees)."""
         return b"".join(s.data for s in self.sends if isinstance(s, Send) and s.direction == direction)

@@ -84,7 +84,6 @@ lpjson.prefs.port = Pref.uint("TCP port", DEFAULT_PORT, "TCP port of lpjson (oth
 lpjson.prefs.max_content_length = Pref.uint("Maximum content length", DEFAULT_MAX_CONTENT_LENGTH,
     "A header announcing more content bytes than this is flagged content-too-large")
 
-local f_tcp_stream = Field.new("tcp.stream")
 local f_tcp_fin = Field.new("tcp.flags.fin")
 local f_tcp_seq = Field.new("tcp.seq")
 
@@ -576,8 +575,15 @@ local function last_value(field)
     return fi and fi.value
 end
 
+-- Keyed by the 4-tuple from pinfo: field extractors (tcp.stream) are empty when a pass
+-- builds no tree (tshark -2's first pass), and the key must be the same in every pass.
+local function direction_key(pinfo)
+    return tostring(pinfo.src) .. "/" .. tostring(pinfo.src_port) .. ">" .. tostring(pinfo.dst) .. "/" ..
+        tostring(pinfo.dst_port)
+end
+
 local function direction_state(pinfo)
-    local key = tostring(last_value(f_tcp_stream)) .. "/" .. tostring(pinfo.src) .. ":" .. tostring(pinfo.src_port)
+    local key = direction_key(pinfo)
     local st = streams[key]
     if not st then
         st = { consumed = 0, need = 0 }
@@ -785,23 +791,23 @@ lpjson:register_heuristic("tcp", heuristic)
 
 function lpjson_eos.dissector(tvb, pinfo, tree)
     frame_ctx.number = -1 -- the next dissection of any frame starts counting messages afresh
-    if not pinfo.visited then
-        if last_value(f_tcp_fin) then
-            local key = tostring(last_value(f_tcp_stream)) .. "/" .. tostring(pinfo.src) .. ":" ..
-                tostring(pinfo.src_port)
-            local st = streams[key]
-            local seq = last_value(f_tcp_seq)
-            if st and seq and not st.failed then
-                local received = seq - 1 - st.consumed
-                if received > 0 then
-                    local expected = received < 2 and 2 or st.need
-                    eos_reports[pinfo.number] = { received = received, expected = expected, offset = st.consumed }
-                    st.failed = { frame = pinfo.number, ordinal = 0 }
-                end
+    local report = eos_reports[pinfo.number]
+    if report == nil then
+        -- The FIN comes after every byte of its direction, so the state is final here, in
+        -- whichever pass the TCP fields are first available (they are not in a pass without a tree).
+        local fin, seq = last_value(f_tcp_fin), last_value(f_tcp_seq)
+        if fin == nil or seq == nil then return end
+        report = false
+        local st = streams[direction_key(pinfo)]
+        if fin and st and not st.failed then
+            local received = seq - 1 - st.consumed
+            if received > 0 then
+                local expected = received < 2 and 2 or st.need
+                report = { received = received, expected = expected, offset = st.consumed }
             end
         end
+        eos_reports[pinfo.number] = report
     end
-    local report = eos_reports[pinfo.number]
     if report then
         local reason = "stream ended inside a message: it needs " .. report.expected .. " bytes, " ..
             report.received .. " came (message at stream offset " .. report.offset .. ")"

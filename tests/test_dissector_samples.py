@@ -1,0 +1,67 @@
+"""The committed captures through real tshark with the lpjson dissector.
+
+Every message is dissected exactly once with the codec's field values, every
+violation is flagged with its expert info, and no Lua error shows up, neither
+on stderr (load errors) nor as ``_ws.lua.error`` (runtime errors).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from dissector_helpers import assert_clean, check_sessions, require_tshark
+
+from harness.samples import Sample, samples
+from harness.tshark import dissect, tshark_env
+from harness.wireshark import dissector_path
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+SAMPLES = samples()
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
+def test_dissector_on_committed_capture_equals_codec(sample: Sample) -> None:
+    require_tshark()
+    run = dissect(PCAPS / sample.filename)
+    assert_clean(run)
+    problems = check_sessions(run, sample.sessions)
+    assert not problems, "\n".join(problems)
+    flagged = [r.violation for r in run.records if r.violation is not None]
+    assert flagged == sample.violations
+
+
+def test_dissector_flags_every_violation_class_of_the_codec() -> None:
+    from harness.errors import ERROR_CLASSES
+
+    shown = {code for sample in SAMPLES for code in sample.violations}
+    assert shown == set(ERROR_CLASSES)
+
+
+def test_dissector_second_pass_sees_the_same_messages() -> None:
+    """tshark -2 re-dissects every frame, as the GUI does when a packet is clicked."""
+    require_tshark()
+    for name in ("07-pipelined", "13-violations", "16-out-of-order"):
+        one = dissect(PCAPS / f"{name}.pcapng")
+        two = dissect(PCAPS / f"{name}.pcapng", two_pass=True)
+        assert_clean(two)
+        assert [(r.frame, r.kind, r.violation, r.fields) for r in two.records] == [
+            (r.frame, r.kind, r.violation, r.fields) for r in one.records
+        ], name
+
+
+def test_dissector_info_column_is_readable(tmp_path: Path) -> None:
+    exe = require_tshark()
+    capture = PCAPS / "08-three-in-one-segment.pcapng"
+    args = [exe, "-r", str(capture), "-X", f"lua_script:{dissector_path()}", "-Y", "lpjson"]
+    out = subprocess.run(
+        [*args, "-T", "fields", "-e", "_ws.col.Info"],
+        capture_output=True,
+        timeout=60,
+        env=tshark_env(str(tmp_path)),
+        check=True,
+    ).stdout.decode()
+    lines = out.splitlines()
+    assert lines[0] == "search 'morpheus', search 'ring', search '🐶'"
+    assert lines[1].startswith("result 'Follow the white rabbit. 🐰', result 'In the caves")
