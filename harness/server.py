@@ -72,6 +72,8 @@ _ACCEPTS_PER_WAKEUP = 128
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: Error code sent to a connection over ``max_connections``.
 TOO_MANY_CONNECTIONS = "too-many-connections"
+#: Seconds a connection closed for a protocol error keeps discarding input (see _LpjsonProtocol).
+LINGER = 2.0
 #: Error code sent to a connection closed by the idle timeout (when its output is flushed).
 IDLE_TIMEOUT = "idle-timeout"
 
@@ -175,7 +177,16 @@ def _format_peer(peer: Any) -> str:
 
 
 class _LpjsonProtocol(asyncio.Protocol):
-    """The I/O half of one connection; the protocol half is ``self.conn``."""
+    """The I/O half of one connection; the protocol half is ``self.conn``.
+
+    Closing comes in three kinds. After the peer's EOF, once everything is
+    answered: flush and close. After a protocol error (or a rejection) while
+    the peer may still be sending: send the error message, shut down our
+    sending side, and discard input until the peer closes or ``LINGER``
+    seconds pass; closing a socket with unread input sends an RST, which can
+    destroy the error message before the peer reads it. On the idle timeout
+    or shutdown: flush and close (abort when the flush stalls).
+    """
 
     def __init__(self, server: Server) -> None:
         self._server = server
@@ -184,8 +195,8 @@ class _LpjsonProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ServerConnection | None = None
         self.peer = "?"
-        self._rejected = False
         self._closing = False
+        self._lingering = False
         self._reason = ""
         self._writing_paused = False
         self._reading_paused = False
@@ -203,20 +214,18 @@ class _LpjsonProtocol(asyncio.Protocol):
         self.transport = transport
         self.peer = _format_peer(transport.get_extra_info("peername"))
         server = self._server
-        stats = server.stats
         if server.closing or len(server.connections) >= self._config.max_connections:
-            self._rejected = True
-            stats.rejected += 1
+            server.stats.rejected += 1
             why = (
                 "the server is shutting down"
                 if server.closing
-                else (f"the server already has {len(server.connections)} connections")
+                else f"the server already has {len(server.connections)} connections"
             )
             log.info("rejected %s: %s", self.peer, why)
             transport.write(error_message(TOO_MANY_CONNECTIONS, why).encode())
-            transport.close()
+            self._linger(why)
             return
-        stats.accepted += 1
+        server.stats.accepted += 1
         server.connections.add(self)
         self.conn = ServerConnection(
             self._config.app,
@@ -226,18 +235,22 @@ class _LpjsonProtocol(asyncio.Protocol):
         )
         transport.set_write_buffer_limits(high=self._config.max_pending_output)
         self._last_progress = self._loop.time()
-        self._arm_timer(self._config.idle_timeout)
+        if self._config.idle_timeout:
+            self._timer = self._loop.call_later(self._config.idle_timeout, self._on_idle_timer)
         log.info("opened %s (%d open)", self.peer, len(server.connections))
 
     def data_received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
         conn = self.conn
         if conn is None or self._closing:
-            return
-        self.bytes_in += len(data)
+            return  # lingering after an error: discard
         before = conn.requests
         self._handle(conn.receive_data(data), before)
 
     def eof_received(self) -> bool:
+        if self._lingering:
+            self._finish_close()
+            return True
         conn = self.conn
         if conn is not None and not self._closing:
             before = conn.requests
@@ -260,25 +273,25 @@ class _LpjsonProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        server = self._server
-        if self._rejected or self.conn is None:
-            return
-        server.connections.discard(self)
         conn = self.conn
+        if conn is None:  # a rejected connection
+            return
+        server = self._server
+        server.connections.discard(self)
         stats = server.stats
         stats.requests += conn.requests
         stats.request_errors += conn.request_errors
         stats.bytes_received += self.bytes_in
         stats.bytes_sent += self.bytes_out
         summary = f"after {conn.requests} requests ({self.bytes_in} bytes in, {self.bytes_out} out)"
-        if exc is not None:
-            stats.failed += 1
-            partial = f", {conn.buffered} bytes of an unfinished message lost" if conn.buffered else ""
-            log.info("failed %s %s: %s: %s%s", self.peer, summary, type(exc).__name__, exc, partial)
-        elif conn.error is not None:
+        if conn.error is not None:
             stats.failed += 1
             stats.protocol_errors += 1
             log.info("failed %s %s: %s", self.peer, summary, conn.error)
+        elif exc is not None:
+            stats.failed += 1
+            partial = f", {conn.buffered} bytes of an unfinished message lost" if conn.buffered else ""
+            log.info("failed %s %s: %s: %s%s", self.peer, summary, type(exc).__name__, exc, partial)
         else:
             stats.closed += 1
             log.info("closed %s %s: %s", self.peer, summary, self._reason or "closed")
@@ -295,7 +308,10 @@ class _LpjsonProtocol(asyncio.Protocol):
             self.bytes_out += len(out)
             self.transport.write(out)
         if conn.closed:
-            self._close("peer closed its side" if conn.error is None else "protocol error")
+            if conn.error is not None and not conn.eof:
+                self._linger("protocol error")
+            else:
+                self._close("peer closed its side" if conn.error is None else "protocol error at EOF")
         elif conn.backlog:
             self._schedule_pump()
             self._update_reading()
@@ -329,54 +345,80 @@ class _LpjsonProtocol(asyncio.Protocol):
             self._reading_paused = False
             transport.resume_reading()
 
+    # -- closing ----------------------------------------------------------------
+
+    def _set_close_timer(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(delay, self._on_close_timer)
+
     def _close(self, reason: str) -> None:
-        """Close after the output is flushed; the timer aborts it if the flush stalls."""
+        """Close once the output is flushed; abort if that takes longer than the idle timeout."""
         if self._closing or self.transport is None:
             return
         self._closing = True
         self._reason = reason
         self.transport.close()
-        # Give the flush one more timeout period (a peer that never reads must not keep us).
-        self._last_progress = self._loop.time()
-        if self._timer is None:
-            self._arm_timer(self._config.idle_timeout or self._config.shutdown_timeout)
+        self._set_close_timer(self._config.idle_timeout or self._config.shutdown_timeout)
+
+    def _linger(self, reason: str) -> None:
+        """Send what is queued, shut down our side, discard input until the peer closes."""
+        transport = self.transport
+        if self._closing or transport is None:
+            return
+        self._closing = True
+        self._reason = reason
+        if not transport.can_write_eof():  # pragma: no cover - TCP transports can
+            self._close(reason)
+            return
+        self._lingering = True
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._set_close_timer(LINGER)
+
+    def _finish_close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _on_close_timer(self) -> None:
+        self._timer = None
+        if self.transport is not None and not self._lingering:
+            log.debug("%s: output not flushed in time: aborting", self.peer)
+        self.abort(self._reason)
 
     def close(self, reason: str) -> None:
+        """Flush and close (server shutdown)."""
+        if self._lingering:
+            self.abort(reason)
         self._close(reason)
 
     def abort(self, reason: str) -> None:
         if self.transport is None:
             return
         self._closing = True
-        self._reason = reason
+        self._reason = self._reason or reason
         self.transport.abort()
 
     # -- idle timeout ------------------------------------------------------------
 
-    def _arm_timer(self, delay: float | None) -> None:
-        if delay:
-            self._timer = self._loop.call_later(delay, self._on_timer)
-
-    def _on_timer(self) -> None:
+    def _on_idle_timer(self) -> None:
         self._timer = None
         transport = self.transport
         conn = self.conn
-        if transport is None or conn is None or (transport.is_closing() and not self._closing):
+        timeout = self._config.idle_timeout
+        if transport is None or conn is None or self._closing or not timeout:
             return
-        timeout = self._config.idle_timeout or self._config.shutdown_timeout
         remaining = self._last_progress + timeout - self._loop.time()
         if remaining > 0:
-            self._timer = self._loop.call_later(remaining, self._on_timer)
-            return
-        if self._closing:
-            self.abort(f"{self._reason}; output not flushed within {timeout:g} s")
+            self._timer = self._loop.call_later(remaining, self._on_idle_timer)
             return
         self._server.stats.idle_timeouts += 1
         partial = f", {conn.buffered} bytes of an unfinished message" if conn.buffered else ""
         reason = f"idle timeout: no complete request in {timeout:g} s{partial}"
         if transport.get_write_buffer_size() == 0:
-            detail = f"no complete request in {timeout:g} s"
-            transport.write(error_message(IDLE_TIMEOUT, detail).encode())
+            transport.write(error_message(IDLE_TIMEOUT, f"no complete request in {timeout:g} s").encode())
             self._close(reason)
         else:
             self.abort(reason)
