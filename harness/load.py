@@ -238,7 +238,7 @@ class _Run:
         self.seen = 0  # every answer or error response, warm-up included (for the status line)
         self.sent = 0
         self.errors: Counter[str] = Counter()
-        self.latencies: array[int] = array("q")
+        self.latencies: array[int] = array("q")  # every answer's latency, warm-up included
         self.clients: set[_PipelineClient] = set()
         # The request ring: requests[i:i+k] for any i < n and k <= depth is one slice of `ring`.
         reqs = list(config.requests)
@@ -343,16 +343,13 @@ class _PipelineClient(asyncio.Protocol):
         if count > len(sent_at):
             self._fail("unsolicited-response")
             return
+        lat = run.latencies  # warm-up included, for the status line; the result slices it
+        for _ in range(count):
+            lat.append(now - sent_at.popleft())
         if run.measuring:
             run.answers += good
-            lat = run.latencies
-            for _ in range(count):
-                lat.append(now - sent_at.popleft())
             for kind in errors:
                 run.errors[kind] += 1
-        else:
-            for _ in range(count):
-                sent_at.popleft()
         if run.sending:
             self._send(count)
         elif not sent_at:
@@ -472,9 +469,9 @@ async def _oneshot_worker(run: _Run, index: int) -> None:
             if transport is not None:
                 transport.close()
         run.seen += 1
+        run.latencies.append(_now() - start)
         if run.measuring:
             run.sent += 1
-            run.latencies.append(_now() - start)
             if verdict is None:
                 run.answers += 1
             else:
@@ -491,9 +488,12 @@ async def run_load_async(
     start = _now()
     window_start = start
 
+    measure_from = 0
+
     def start_measuring() -> None:
-        nonlocal window_start
+        nonlocal window_start, measure_from
         window_start = _now()
+        measure_from = len(run.latencies)
         run.measuring = True
 
     if config.warmup > 0:
@@ -536,6 +536,7 @@ async def run_load_async(
                 await asyncio.wait_for(finished.wait(), tick)
     finally:
         end = _now()
+        measure_to = len(run.latencies)
         run.sending = False
         stop_handle.cancel()
         if measuring_handle is not None:
@@ -557,7 +558,7 @@ async def run_load_async(
         answers=run.answers,
         sent=run.sent,
         errors=dict(run.errors),
-        latencies_ns=run.latencies,
+        latencies_ns=run.latencies[measure_from:measure_to],
     )
 
 
