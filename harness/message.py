@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+
 from harness.errors import (
     ContentNotDecodable,
     ContentNotJSON,
@@ -74,6 +76,36 @@ def _string_keys(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(_string_keys(item) for item in value)
     return True
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_UNDECIDED = object()
+_msgspec_decode = msgspec.json.Decoder().decode
+
+
+def _fast_json(raw: bytes) -> Any:
+    """UTF-8 JSON ``raw`` read by msgspec where the strict reader provably gives the same
+    value, else ``_UNDECIDED``.
+
+    msgspec refuses invalid UTF-8, a BOM, lone surrogate escapes, ``NaN`` and
+    numbers that overflow, like the strict reader (anything it refuses goes to
+    the strict reader, for the verdict and the error's wording). What it does
+    not check, duplicate keys and nesting depth, is ruled out here: the value
+    is a scalar, or a flat array or object of scalars, and an object's raw text
+    holds exactly one ``:`` per key (so no key repeats).
+    """
+    try:
+        value = _msgspec_decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
+        return _UNDECIDED
+    kind = type(value)
+    if kind is dict:
+        if raw.count(b":") == len(value) and all(type(item) in _SCALARS for item in value.values()):
+            return value
+        return _UNDECIDED
+    if kind is list:
+        return value if all(type(item) in _SCALARS for item in value) else _UNDECIDED
+    return value
 
 
 @lru_cache(maxsize=256)
@@ -206,6 +238,10 @@ class Message:
         """
         if not self.is_json:
             raise ContentNotJSON(f"content-type is {self.content_type!r:.80}, not {JSON_CONTENT_TYPE!r}")
+        if self.content_encoding.lower() == "utf-8":
+            value = _fast_json(self.content)
+            if value is not _UNDECIDED:
+                return value
         text = self.text()
         try:
             return loads_strict(self.content, text)

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from codec_helpers import typed
 from hypothesis import given
+from hypothesis import strategies as st
 
 from harness import (
     ContentError,
@@ -22,7 +24,7 @@ from harness import (
 )
 from harness import strategies as lst
 from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS
-from harness.strictjson import MAX_DEPTH
+from harness.strictjson import MAX_DEPTH, JSONViolation, loads_strict
 
 
 def header(**overrides: Any) -> dict[str, Any]:
@@ -250,3 +252,57 @@ def test_codec_message_encode_refuses_what_json_cannot_carry(extra: dict[str, An
     message = Message.from_bytes(b"", extra_headers=extra)
     with pytest.raises(ValueError):
         message.encode()
+
+
+@st.composite
+def json_contents(draw: st.DrawFn) -> bytes:
+    """UTF-8 JSON texts in varied styles, some flat (msgspec's path), some not, some broken."""
+    value = draw(
+        lst.json_values(6)
+        | st.dictionaries(
+            st.text(max_size=5), st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+        )
+        | st.lists(st.integers(min_value=-(2**70), max_value=2**70) | st.booleans() | st.none(), max_size=5)
+    )
+    text = json.dumps(
+        value,
+        ensure_ascii=draw(st.booleans()),
+        separators=draw(st.sampled_from([(", ", ": "), (",", ":"), (" ,", " : ")])),
+    )
+    mutation = draw(st.sampled_from(["none", "none", "duplicate", "insert", "delete", "nan", "surrogate"]))
+    if mutation == "duplicate" and text.startswith("{") and text != "{}":
+        first = text[1:].split(",")[0].rstrip("}")
+        text = text[:-1] + ", " + first + "}"
+    elif mutation == "insert":
+        at = draw(st.integers(0, len(text)))
+        extra = draw(st.sampled_from([":", ",", '"', "[", "]", "{", "}", " ", "\\", "1", "\ufeff"]))
+        text = text[:at] + extra + text[at:]
+    elif mutation == "delete" and text:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + text[at + 1 :]
+    elif mutation == "nan":
+        text = text.replace("1", "NaN", 1)
+    elif mutation == "surrogate":
+        text = text.replace('"', '"\\udc00', 1)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _content_verdict(read: Any) -> Any:
+    try:
+        return typed(read())
+    except ContentError as error:
+        return type(error)
+    except JSONViolation:
+        return ContentNotJSON
+
+
+@given(json_contents(), st.sampled_from(["utf-8", "UTF-8"]))
+def test_codec_message_json_fast_path_agrees_with_the_strict_reader(content: bytes, encoding: str) -> None:
+    message = Message.from_bytes(content, content_type="text/json", encoding=encoding)
+    strict = _content_verdict(lambda: loads_strict(content))
+    if strict is ContentNotJSON:
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            strict = ContentNotDecodable
+    assert _content_verdict(message.json) == strict
