@@ -114,7 +114,12 @@ class ServerConfig:
 
 @dataclass
 class ServerStats:
-    """Counters of one server run (read them from any thread; they only grow)."""
+    """Counters of one server run (read them from any thread; they only grow).
+
+    ``requests`` and ``protocol_errors`` count as they happen; ``closed`` /
+    ``failed`` and the byte and ``request_errors`` counts when a connection
+    ends.
+    """
 
     accepted: int = 0
     rejected: int = 0
@@ -279,14 +284,12 @@ class _LpjsonProtocol(asyncio.Protocol):
         server = self._server
         server.connections.discard(self)
         stats = server.stats
-        stats.requests += conn.requests
         stats.request_errors += conn.request_errors
         stats.bytes_received += self.bytes_in
         stats.bytes_sent += self.bytes_out
         summary = f"after {conn.requests} requests ({self.bytes_in} bytes in, {self.bytes_out} out)"
         if conn.error is not None:
             stats.failed += 1
-            stats.protocol_errors += 1
             log.info("failed %s %s: %s", self.peer, summary, conn.error)
         elif exc is not None:
             stats.failed += 1
@@ -303,11 +306,14 @@ class _LpjsonProtocol(asyncio.Protocol):
         conn = self.conn
         assert conn is not None and self.transport is not None
         if conn.requests != requests_before:
+            self._server.stats.requests += conn.requests - requests_before
             self._last_progress = self._loop.time()
         if out:
             self.bytes_out += len(out)
             self.transport.write(out)
         if conn.closed:
+            if conn.error is not None:
+                self._server.stats.protocol_errors += 1
             if conn.error is not None and not conn.eof:
                 self._linger("protocol error")
             else:
