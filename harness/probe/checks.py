@@ -50,6 +50,8 @@ Severity = Literal["spec", "unsafe"]
 _BYTEORDER = "little"
 #: Pause between chunks meant to reach the server as separate reads.
 _SPLIT_PAUSE = 0.05
+#: Pause between the rounds of partial sends across connections.
+_ROUND_PAUSE = 0.03
 
 
 class CheckFailed(Exception):
@@ -336,7 +338,7 @@ def _check_interleaved(ctx: CheckContext) -> str:
         for conn, chunks in zip(conns, chunked, strict=True):
             if round_ < len(chunks):
                 conn.send(chunks[round_])
-        time.sleep(min(0.01, ctx.bound(0.01)))
+        time.sleep(min(_ROUND_PAUSE, ctx.recorder.remaining()))
     bound = ctx.bound(3.0)
     for i, (conn, request) in enumerate(zip(conns, requests, strict=True)):
         verify_answers(conn.read_messages(1, bound), [request], f"connection {i + 1} of {count}", bound)
