@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PORT",
+    "ConnectionSnapshot",
     "ReferenceServer",
     "Server",
     "ServerConfig",
@@ -132,6 +133,19 @@ class ServerStats:
     protocol_errors: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
+
+
+@dataclass(frozen=True)
+class ConnectionSnapshot:
+    """One connection's state at a moment (see :meth:`ReferenceServer.snapshot`)."""
+
+    peer: str
+    requests: int  # answered so far
+    pending_requests: int  # decoded, waiting for the output to drain
+    buffered_input: int  # bytes of an unfinished message
+    unsent_output: int  # bytes in the transport's write buffer
+    reading_paused: bool
+    closing: bool
 
 
 # -- event loops ------------------------------------------------------------------
@@ -299,6 +313,19 @@ class _LpjsonProtocol(asyncio.Protocol):
             stats.closed += 1
             log.info("closed %s %s: %s", self.peer, summary, self._reason or "closed")
         server._connection_gone()
+
+    def snapshot(self) -> ConnectionSnapshot:
+        conn = self.conn
+        transport = self.transport
+        return ConnectionSnapshot(
+            peer=self.peer,
+            requests=conn.requests if conn else 0,
+            pending_requests=conn.pending if conn else 0,
+            buffered_input=conn.buffered if conn else 0,
+            unsent_output=transport.get_write_buffer_size() if transport else 0,
+            reading_paused=self._reading_paused,
+            closing=self._closing,
+        )
 
     # -- the work --------------------------------------------------------------
 
@@ -636,6 +663,17 @@ class ReferenceServer:
     @property
     def open_connections(self) -> int:
         return len(self._server.connections)
+
+    def snapshot(self, timeout: float = 5.0) -> list[ConnectionSnapshot]:
+        """The state of every open connection, taken on the server's own thread."""
+        loop = self._loop
+        if loop is None or self._thread is None or not self._thread.is_alive():
+            return []
+
+        async def take() -> list[ConnectionSnapshot]:
+            return [protocol.snapshot() for protocol in self._server.connections]
+
+        return asyncio.run_coroutine_threadsafe(take(), loop).result(timeout)
 
     def start(self, timeout: float = 10.0) -> tuple[str, int]:
         """Start listening; return the bound (host, port)."""
