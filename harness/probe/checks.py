@@ -152,20 +152,24 @@ def _short(value: Any) -> str:
 
 
 def verify_answers(reading: Reading, requests: Sequence[Message], what: str, bound: float) -> str:
-    """Raise :class:`CheckFailed` unless ``reading`` holds the answers to ``requests``, in order."""
+    """Raise :class:`CheckFailed` unless ``reading`` holds the answers to ``requests``, in order.
+
+    ``what`` names the connection in the detail (nothing when empty).
+    """
+    what = f"{what}: " if what else ""
     for index, (got, request) in enumerate(zip(reading.messages, requests, strict=False)):
         problem = difference(got, expected_answer(request))
         if problem is not None:
             ordinal = f" #{index + 1}" if len(requests) > 1 else ""
-            raise CheckFailed(f"{what}: answer{ordinal} to {describe_request(request)}: {problem}")
+            raise CheckFailed(f"{what}answer{ordinal} to {describe_request(request)}: {problem}")
     if len(reading.messages) < len(requests):
         where = f"{len(reading.messages)} of {len(requests)} answers"
         if reading.end is End.TIMEOUT:
-            raise CheckFailed(f"{what}: {where}, then silence for {bound:.1f}s (server hangs)", "unsafe")
+            raise CheckFailed(f"{what}{where}, then silence for {bound:.1f}s (server hangs)", "unsafe")
         if reading.end is End.MALFORMED:
-            raise CheckFailed(f"{what}: {where}, then bytes that break the protocol: {reading.error}")
+            raise CheckFailed(f"{what}{where}, then bytes that break the protocol: {reading.error}")
         closed = "closed the connection" if reading.end is End.EOF else "reset the connection"
-        raise CheckFailed(f"{what}: {where}, then the server {closed}")
+        raise CheckFailed(f"{what}{where}, then the server {closed}")
     return f"{len(requests)} answer(s) correct"
 
 
@@ -189,7 +193,7 @@ def exchange(
         pass
     bound = ctx.bound(read_bound)
     reading = conn.read_messages(len(requests), bound)
-    detail = verify_answers(reading, requests, label or "connection", bound)
+    detail = verify_answers(reading, requests, label, bound)
     conn.close()
     return detail
 
@@ -392,14 +396,15 @@ def _check_slow_sender(ctx: CheckContext) -> str:
 def _check_never_reads(ctx: CheckContext) -> str:
     request = search("needle")
     block = request.encode() * 1000
-    limit = 4 << 20
+    limit = 32 << 20
     reader = ctx.connect("client that never reads")
     sent = 0
-    blocked = False
+    blocked = closed = False
     started = time.monotonic()
     while sent < limit and time.monotonic() - started < ctx.bound(1.5):
         try:
             if not reader.send(block, timeout=ctx.bound(0.3)):
+                closed = True
                 break
         except CheckTimeout:
             if reader.deadline_left(None) <= 0:
@@ -415,8 +420,13 @@ def _check_never_reads(ctx: CheckContext) -> str:
         raise CheckFailed(
             f"with a client that sent {sent >> 10} KiB and never read: {failure.detail}", "unsafe"
         ) from None
-    how = "until the server stopped reading it" if blocked else "without blocking"
-    return f"a client sent {sent >> 10} KiB of requests {how} and never read; others still served"
+    if blocked:
+        how = "until the server stopped reading it (backpressure)"
+    elif closed:
+        how = "until the server closed the connection"
+    else:
+        how = "without being stopped"
+    return f"a client that never reads sent {sent >> 10} KiB of requests {how}; others still served"
 
 
 def _check_huge_length(ctx: CheckContext) -> str:

@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 _DETAIL_WIDTH = 72
+#: Bytes of one connection written into a capture; the rest is left out (a non-reading client
+#: may have sent many megabytes).
+CAPTURE_LIMIT = 1 << 20
 
 
 def status_label(result: CheckResult) -> str:
@@ -102,7 +105,13 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
 def transcript_session(transcript: Transcript, check: str, server_port: int) -> Session:
     """One recorded connection as a capture session: every chunk is one ``send()`` as it happened."""
     sends = []
+    total = 0
+    truncated = False
     for chunk in transcript.chunks:
+        if total >= CAPTURE_LIMIT:
+            truncated = True
+            break
+        total += len(chunk.data)
         direction: Direction = CLIENT if chunk.outgoing else SERVER
         sends.append(
             Send(
@@ -119,6 +128,9 @@ def transcript_session(transcript: Transcript, check: str, server_port: int) -> 
     else:
         close = None
     ending = ", ended by a reset" if transcript.reset else ""
+    if truncated:
+        ending += f", truncated after {total} bytes"
+        close = None
     return Session(
         sends,
         comment=f"probe check {check}: {transcript.label}{ending}",
