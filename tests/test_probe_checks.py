@@ -22,8 +22,9 @@ from harness.probe.checks import (
     find_check,
     random_splittings,
 )
+from harness.probe.report import CAPTURE_LIMIT, transcript_session
 from harness.probe.runner import Target, run_check, run_checks
-from harness.probe.wire import End, Recorder
+from harness.probe.wire import Chunk, End, Recorder, Transcript
 from harness.strategies import VIOLATION_KINDS
 
 
@@ -188,3 +189,25 @@ def test_a_check_that_crashes_does_not_stop_the_next(reference: Target) -> None:
     assert statuses == [("broken", "fail", "spec"), ("spec", "fail", "spec"), ("fine", "pass", None)]
     assert "ZeroDivisionError" in probe.results[0].detail
     assert probe.passed == 1 and probe.failed == 2 and not probe.ok
+
+
+def test_capture_of_a_huge_connection_is_cut_at_the_limit() -> None:
+    transcript = Transcript("flood", chunks=[Chunk(True, bytes(300_000), i * 0.001) for i in range(8)])
+    transcript.chunks.append(Chunk(False, b"late answer", 1.0))
+    session = transcript_session(transcript, "never-reads", 65432)
+    sent = sum(len(s.data) for s in session.sends)
+    assert CAPTURE_LIMIT <= sent < CAPTURE_LIMIT + 300_000
+    assert all(s.direction == "client" for s in session.sends)
+    assert "truncated" in session.comment and session.close is None
+
+
+def test_small_connection_is_captured_whole_in_its_real_chunks() -> None:
+    chunks = [Chunk(True, b"ab", 0.0), Chunk(True, b"c", 0.01), Chunk(False, b"xyz", 0.02)]
+    transcript = Transcript("c", chunks=chunks, server_closed=True)
+    session = transcript_session(transcript, "pipeline-2", 40000)
+    assert [(s.direction, s.data) for s in session.sends] == [
+        ("client", b"ab"),
+        ("client", b"c"),
+        ("server", b"xyz"),
+    ]
+    assert session.close == "server" and session.server_port == 40000
