@@ -15,7 +15,6 @@ Hypothesis strategies (``fuzz/make_seeds.py`` writes it to ``fuzz/seeds/``).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,38 +124,20 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 # -- comparing decoded values strictly ----------------------------------------
 
 
-def _same_types(a: Any, b: Any, ordered: bool) -> bool:
-    """For ``a == b``: the same types all the way down (and key order, if ``ordered``)."""
-    kind = type(a)
-    if kind is not type(b):
-        return False
-    if kind is dict:
-        if ordered and list(a) != list(b):
-            return False
-        for key, value in a.items():
-            other = b[key]
-            if type(value) in _SCALAR_TYPES:
-                if type(value) is not type(other):
-                    return False
-            elif not _same_types(value, other, ordered):
-                return False
-        return True
-    if kind is list:
-        return all(_same_types(x, y, ordered) for x, y in zip(a, b, strict=True))
-    if kind is float:
-        return math.copysign(1.0, a) == math.copysign(1.0, b)
-    return True
-
-
-_SCALAR_TYPES = frozenset({str, int, bool, type(None)})
+_dumps_ordered = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_dumps_sorted = json.JSONEncoder(ensure_ascii=False, check_circular=False, sort_keys=True).encode
 
 
 def _same(a: Any, b: Any, ordered: bool = False) -> bool:
     """Equal and of the same types all the way down (``1 == 1.0 == True`` is not enough).
 
-    With ``ordered``, object keys must also come in the same order.
+    The JSON text tells the types apart where ``==`` does not (``1``/``1.0``/``true``,
+    ``0.0``/``-0.0``); with ``ordered``, object keys must also come in the same order.
     """
-    return bool(a == b) and _same_types(a, b, ordered)
+    if a != b:
+        return False
+    dumps = _dumps_ordered if ordered else _dumps_sorted
+    return bool(dumps(a) == dumps(b))
 
 
 def _same_messages(a: list[Message], b: list[Message]) -> bool:

@@ -22,6 +22,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from harness.decoder import Decoder
@@ -159,7 +160,7 @@ def simple_byte_mutate(rng: random.Random) -> ByteMutator:
     return mutate
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     """One message of a stream: its exact wire bytes and, when it decoded, its header and content."""
 
@@ -177,6 +178,13 @@ def parse_frames(payload: bytes) -> tuple[list[Frame], bytes]:
 
     Boundaries come from :attr:`Decoder.offset` after each ``next_message()``.
     """
+    frames, tail = _parse_frames(payload)
+    return list(frames), tail
+
+
+@lru_cache(maxsize=2048)
+def _parse_frames(payload: bytes) -> tuple[tuple[Frame, ...], bytes]:
+    # Cached: libFuzzer mutates the same corpus entries over and over.
     decoder = Decoder(_PARSE_LIMIT)
     frames: list[Frame] = []
     try:
@@ -189,7 +197,7 @@ def parse_frames(payload: bytes) -> tuple[list[Frame], bytes]:
     except ProtocolError:
         pass
     end = sum(len(f.raw) for f in frames)
-    return frames, payload[end:]
+    return tuple(frames), payload[end:]
 
 
 def _render_header(header: dict[str, Any], rng: random.Random) -> bytes:
@@ -235,7 +243,7 @@ class StructureMutator:
     """The custom mutator and crossover. ``byte_mutate`` is the fallback (``atheris.Mutate``)."""
 
     def __init__(
-        self, byte_mutate: ByteMutator | None = None, byte_share: float = 0.2, soft_max_size: int = 768
+        self, byte_mutate: ByteMutator | None = None, byte_share: float = 0.2, soft_max_size: int = 512
     ) -> None:
         self._byte_mutate = byte_mutate
         self.byte_share = byte_share

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Fuzzer throughput, where the time goes, and structure-aware vs byte mutation.
+
+    python benchmarks/bench_fuzz.py                 # everything (about 10 minutes on 2 cores)
+    python benchmarks/bench_fuzz.py --only speed    # exec/s of both fuzzers vs a trivial target
+    python benchmarks/bench_fuzz.py --only cost     # per-invariant cost, in process
+    python benchmarks/bench_fuzz.py --only coverage --runs 200000 --seeds 1 2 3
+
+speed: each fuzzer in each mode for --speed-runs inputs (-print_final_stats=1), next to
+  atheris on a trivial target (json.loads) measured in the same run: the ratio is
+  what the invariants and the mutator cost.
+cost: the decoder invariants one at a time on a fixed corpus (the seeds plus
+  structure-mutated variants), uninstrumented, as a ratio of a plain decode.
+coverage: libFuzzer's final cov: (edges) and ft: (features) for --bytes and
+  --structure at the same -runs and -seed, each from an empty working corpus plus
+  the committed seeds; prints the Markdown table the README quotes.
+All runs happen in temporary directories: the checkout is not written to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FUZZ = REPO / "fuzz"
+SEEDS = FUZZ / "seeds"
+TARGETS = {"decoder": FUZZ / "fuzz_decoder.py", "server": FUZZ / "fuzz_server.py"}
+_DONE = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
+_EXECS = re.compile(r"stat::average_exec_per_sec:\s+(\d+)")
+
+TRIVIAL_TARGET = """
+import sys, json, atheris
+
+def target(data):
+    try:
+        json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+
+atheris.Setup(sys.argv, target)
+atheris.Fuzz()
+"""
+
+
+def run_fuzzer(script: Path, args: list[str], cwd: Path, timeout: float = 3600) -> dict[str, int]:
+    """Run one libFuzzer process; return its final cov, ft, corpus size, runs and exec/s."""
+    cmd = [sys.executable, str(script), *args, "-print_final_stats=1"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    log = proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{log[-3000:]}")
+    execs = _EXECS.search(log)
+    done = _DONE.search(log)
+    result = {"exec_s": int(execs.group(1)) if execs else 0, "cpu_ms": round(cpu * 1000)}
+    if done:
+        result.update(
+            runs=int(done.group(1)), cov=int(done.group(2)), ft=int(done.group(3)), corp=int(done.group(4))
+        )
+    return result
+
+
+def fuzz_args(tmp: Path, mode: str, runs: int, seed: int) -> list[str]:
+    work = Path(tempfile.mkdtemp(prefix=f"corpus-{mode}-{seed}-", dir=tmp))
+    return [f"--{mode}", f"-runs={runs}", f"-seed={seed}", f"-artifact_prefix={tmp}/", str(work), str(SEEDS)]
+
+
+# -- speed -------------------------------------------------------------------------
+
+
+def timed_execs(script: Path, args: list[str], runs: int, cwd: Path) -> tuple[float, float]:
+    """Inputs per second over ``runs`` inputs, net of start-up (a -runs=0 run of the same command).
+
+    Returns (per wall-clock second, per CPU second of the fuzzer process): on a busy
+    machine the second one is what one dedicated core would do. libFuzzer's own exec/s
+    divides by whole seconds, too coarse for short runs.
+    """
+    start = time.monotonic()
+    startup_cpu = run_fuzzer(script, [*args, "-runs=0"], cwd)["cpu_ms"] / 1000
+    startup = time.monotonic() - start
+    start = time.monotonic()
+    cpu = run_fuzzer(script, [*args, f"-runs={runs}"], cwd)["cpu_ms"] / 1000
+    wall = time.monotonic() - start
+    return runs / max(wall - startup, 1e-3), runs / max(cpu - startup_cpu, 1e-3)
+
+
+def bench_speed(runs: int) -> None:
+    print(f"== exec/s over {runs} inputs (one process, net of start-up; per wall second and per CPU second)")
+    with tempfile.TemporaryDirectory(prefix="bench-fuzz-") as name:
+        tmp = Path(name)
+        trivial = tmp / "trivial.py"
+        trivial.write_text(TRIVIAL_TARGET)
+        corpus = Path(tempfile.mkdtemp(dir=tmp))
+        base_wall, base_cpu = timed_execs(trivial, ["-seed=1", str(corpus), str(SEEDS)], runs * 5, tmp)
+        print(f"{'':36} {'wall':>8} {'cpu':>8}  ratio (cpu)")
+        print(f"{'baseline: atheris on json.loads':36} {base_wall:>8.0f} {base_cpu:>8.0f}  1.000x")
+        for target, script in TARGETS.items():
+            for mode in ("bytes", "structure"):
+                corpus = Path(tempfile.mkdtemp(dir=tmp))
+                args = [f"--{mode}", "-seed=1", f"-artifact_prefix={tmp}/", str(corpus), str(SEEDS)]
+                wall, cpu = timed_execs(script, args, runs, tmp)
+                print(f"{f'fuzz_{target}.py --{mode}':36} {wall:>8.0f} {cpu:>8.0f}  {cpu / base_cpu:.3f}x")
+
+
+# -- cost ----------------------------------------------------------------------------
+
+
+def _corpus(n_mutants: int) -> list[bytes]:
+    from harness.mutator import StructureMutator
+
+    seeds = [p.read_bytes() for p in sorted(SEEDS.iterdir())]
+    mutator = StructureMutator()
+    rng = random.Random(1)
+    corpus = list(seeds)
+    for i in range(n_mutants):
+        corpus.append(mutator.mutate(rng.choice(corpus), 4096, i))
+    return corpus
+
+
+def _time(fn: Callable[[bytes], object], corpus: list[bytes], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        for data in corpus:
+            fn(data)
+        best = min(best, time.process_time() - start)
+    return best / len(corpus) * 1e6
+
+
+def bench_cost(n_mutants: int, repeat: int) -> None:
+    from harness import Decoder, ProtocolError
+    from harness import fuzzing as fz
+    from harness.mutator import StructureMutator
+
+    corpus = _corpus(n_mutants)
+    inputs = [fz.FuzzInput.decode(d) for d in corpus]
+    by_data = dict(zip(corpus, inputs, strict=True))
+    print(
+        f"== per-input cost of the decoder invariants ({len(corpus)} inputs, "
+        f"uninstrumented, best of {repeat})"
+    )
+
+    def plain(data: bytes) -> None:
+        fuzz = by_data[data]
+        decoder = Decoder(fuzz.max_content_length)
+        try:
+            decoder.feed(fuzz.payload)
+            decoder.close()
+        except ProtocolError:
+            pass
+
+    def whole(data: bytes) -> None:
+        fuzz = by_data[data]
+        fz.decode_outcome(fuzz.payload, fuzz.max_content_length)
+
+    def whole_split(data: bytes) -> None:
+        fuzz = by_data[data]
+        fz.decode_outcome(fuzz.payload, fuzz.max_content_length)
+        stepwise = bool(fuzz.flags & fz.FLAG_ALTERNATE)
+        chunks = fz.split(fuzz.payload, fuzz.cuts)
+        if len(chunks) > 1 or stepwise:
+            fz._decode_split(chunks, fuzz.max_content_length, stepwise)
+
+    mutator = StructureMutator()
+    rows = [
+        ("feed() + close(), no checks (baseline)", plain),
+        ("+ bookkeeping, close() and failed-state checks", whole),
+        ("+ the split run", whole_split),
+        ("all invariants (check_decoder_input)", fz.check_decoder_input),
+        ("check_server_input", fz.check_server_input),
+        ("StructureMutator.mutate (for comparison)", lambda d: mutator.mutate(d, 4096, len(d))),
+    ]
+    base = 0.0
+    for label, fn in rows:
+        cost = _time(fn, corpus, repeat)
+        base = base or cost
+        print(f"{label:52} {cost:9.1f} us/input  {cost / base:6.2f}x")
+    print(
+        "(inside the fuzzer, atheris's instrumentation of harness adds about 1.5-2x to the code under test)"
+    )
+
+
+# -- coverage ------------------------------------------------------------------------------
+
+
+def bench_coverage(target: str, runs: int, seeds: list[int]) -> None:
+    print(f"== fuzz_{target}.py: cov/ft after -runs={runs}, seeds {seeds}")
+    results: dict[str, list[dict[str, int]]] = {"bytes": [], "structure": []}
+    with tempfile.TemporaryDirectory(prefix="bench-fuzz-") as name:
+        tmp = Path(name)
+        for seed in seeds:
+            for mode in results:
+                start = time.monotonic()
+                result = run_fuzzer(TARGETS[target], fuzz_args(tmp, mode, runs, seed), tmp)
+                result["seconds"] = round(time.monotonic() - start)
+                results[mode].append(result)
+                print(f"  seed {seed} --{mode:9}: {result}", flush=True)
+    print()
+    print(f"| fuzz_{target}.py, -runs={runs} | seed | cov | ft | corpus | exec/s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for mode, rows in results.items():
+        for seed, row in zip(seeds, rows, strict=True):
+            print(f"| --{mode} | {seed} | {row['cov']} | {row['ft']} | {row['corp']} | {row['exec_s']} |")
+    for mode, rows in results.items():
+        cov = statistics.mean(r["cov"] for r in rows)
+        ft = statistics.mean(r["ft"] for r in rows)
+        execs = statistics.mean(r["exec_s"] for r in rows)
+        print(f"| **--{mode}, mean** | | **{cov:.0f}** | **{ft:.0f}** | | {execs:.0f} |")
+    base_cov = statistics.mean(r["cov"] for r in results["bytes"])
+    base_ft = statistics.mean(r["ft"] for r in results["bytes"])
+    cov = statistics.mean(r["cov"] for r in results["structure"])
+    ft = statistics.mean(r["ft"] for r in results["structure"])
+    print(f"\nstructure / bytes: cov {cov / base_cov:.2f}x, ft {ft / base_ft:.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=["speed", "cost", "coverage"], action="append")
+    parser.add_argument("--runs", type=int, default=200_000, help="-runs for the coverage comparison")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument(
+        "--target", choices=sorted(TARGETS), action="append", help="coverage: which fuzzer(s)"
+    )
+    parser.add_argument("--speed-runs", type=int, default=30_000)
+    parser.add_argument("--mutants", type=int, default=400, help="cost: structure-mutated inputs added")
+    args = parser.parse_args()
+    parts = args.only or ["speed", "cost", "coverage"]
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    warnings.simplefilter("ignore")
+    if "speed" in parts:
+        bench_speed(args.speed_runs)
+    if "cost" in parts:
+        bench_cost(args.mutants, repeat=3)
+    if "coverage" in parts:
+        for target in args.target or ["decoder"]:
+            bench_coverage(target, args.runs, args.seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
