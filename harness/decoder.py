@@ -160,7 +160,10 @@ class Decoder:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and not yet part of a returned message."""
+        """Bytes received and not yet parsed into a message.
+
+        Whole messages that :meth:`close` parsed for :meth:`next_message` are not counted.
+        """
         return len(self._buf) - self._pos
 
     @property
