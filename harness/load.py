@@ -638,6 +638,7 @@ class ServerProcess:
                 chunk = os.read(self.process.stdout.fileno(), 1)
                 if not chunk:
                     code = self.process.wait(5)
+                    self.stop()
                     raise RuntimeError(f"{self.argv!r} exited with {code} before listening")
                 line += chunk
         match = re.match(rb"Listening on (.+):(\d+)\s*$", line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import pytest
 
 from harness import Message
 from harness.cli import main
-from harness.load import LoadConfig, LoadResult, default_requests, percentile, run_load
+from harness.load import LoadConfig, LoadResult, ServerProcess, default_requests, percentile, run_load
 from harness.server import ReferenceServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -241,3 +242,25 @@ def test_cli_load_exit_status_is_1_when_nothing_answers(capsys: pytest.CaptureFi
 def test_cli_load_wants_host_and_port_together(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["load", "127.0.0.1"]) == 2
     assert "HOST and PORT" in capsys.readouterr().err
+
+
+def test_cli_load_without_target_starts_the_reference_server_in_a_child_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["load", "-c", "2", "-d", "2", "--duration", "0.5", "--warmup", "0", "--json", "--quiet"]
+    code = main(argv)
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["server"] == "reference (started by harness load)"
+    assert data["answers"] > 0 and data["errors_total"] == 0
+
+
+def test_server_process_reports_a_server_that_never_listens() -> None:
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        ServerProcess([sys.executable, "-c", "raise SystemExit(3)"]).start()
+    with pytest.raises(RuntimeError, match="unexpected first line"):
+        ServerProcess([sys.executable, "-c", "print('hello')"]).start()
+    process = ServerProcess([sys.executable, "-c", "import time; time.sleep(30)"], startup_timeout=0.5)
+    with pytest.raises(TimeoutError):
+        process.start()
+    assert process.process is not None and process.process.poll() is not None
