@@ -260,16 +260,23 @@ def decode_outcome(data: bytes, max_content_length: int = DEFAULT_MAX_CONTENT_LE
 
 
 def _decode_split(chunks: list[bytes], max_content_length: int, stepwise: bool) -> DecodeOutcome:
+    """Decode ``chunks`` one by one, checking the bookkeeping after each.
+
+    With ``stepwise`` the h11-style API is used, and the last chunk is not drained
+    before ``close()``: the messages it completes must come out of ``close()`` (on its
+    error's ``messages``) or from ``next_message()`` after it.
+    """
     how = "receive_data()/next_message()" if stepwise else "feed()"
     where = f"split {how} into {len(chunks)} chunk(s)"
     decoder = Decoder(max_content_length)
     messages: list[Message] = []
     fed = 0
+    last = len(chunks) - 1
     for i, chunk in enumerate(chunks):
         try:
             if stepwise:
                 decoder.receive_data(chunk)
-                while (message := decoder.next_message()) is not None:
+                while i < last and (message := decoder.next_message()) is not None:
                     messages.append(message)
             else:
                 messages.extend(decoder.feed(chunk))
@@ -289,11 +296,38 @@ def _decode_split(chunks: list[bytes], max_content_length: int, stepwise: bool) 
                 f"{where}: after chunk {i}, offset {decoder.offset} + buffered {decoder.buffered} "
                 f"!= {fed} bytes fed"
             )
+    if stepwise:
+        return _close_undrained(decoder, messages, where)
     offset = decoder.offset
     at_close = _check_close(decoder, where)
     if at_close is not None:
         _check_failed_state(decoder, at_close, where)
     return DecodeOutcome(messages, at_close, offset, at_close=at_close is not None)
+
+
+def _close_undrained(decoder: Decoder, messages: list[Message], where: str) -> DecodeOutcome:
+    """``close()`` with whole messages possibly still buffered, then drain ``next_message()``."""
+    try:
+        decoder.close()
+    except ProtocolError as error:
+        messages.extend(error.messages)
+        _check_failed_state(decoder, error, f"{where}, close() before draining")
+        if error.offset is None:
+            raise AssertionError(f"{where}: {_describe(error)} has no stream offset") from None
+        return DecodeOutcome(messages, error, error.offset, at_close=True)
+    except Exception as exc:
+        raise _unexpected(f"{where}: close() before draining", exc) from exc
+    try:
+        while (message := decoder.next_message()) is not None:
+            messages.append(message)
+    except Exception as exc:
+        raise _unexpected(f"{where}: next_message() after a clean close()", exc) from exc
+    if decoder.state is not DecoderState.CLOSED or decoder.buffered:
+        raise AssertionError(
+            f"{where}: after a clean close() and draining, the decoder is {decoder.state} "
+            f"with {decoder.buffered} byte(s) buffered"
+        )
+    return DecodeOutcome(messages, None, decoder.offset)
 
 
 def _same_error(a: ProtocolError | None, b: ProtocolError | None) -> bool:
@@ -407,6 +441,7 @@ def check_decoder(
     whole = decode_outcome(data, max_content_length)
     chunks = split(data, cuts)
     if len(chunks) > 1 or stepwise:
+        # stepwise: receive_data()/next_message(), the last chunk closed before it is drained
         parts = _decode_split(chunks, max_content_length, stepwise)
         if not (_same_messages(whole.messages, parts.messages) and _same_error(whole.error, parts.error)):
             raise AssertionError(
