@@ -71,9 +71,12 @@ class Response:
 class Peer:
     """A blocking connection that reads whole messages from a plain ``bytes`` buffer."""
 
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, address: tuple[str, int] | socket.socket, timeout: float = 5.0) -> None:
+        if isinstance(address, socket.socket):
+            self.sock = address
+        else:
+            self.sock = socket.create_connection(address, timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.buffer = b""
         self.eof = False
