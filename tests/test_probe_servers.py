@@ -169,7 +169,7 @@ def test_server_that_dies_on_bad_json_is_unsafe_and_the_rest_is_skipped() -> Non
 
 
 def test_server_that_never_answers_fails_every_check_as_unsafe_within_bounds() -> None:
-    scale = 0.1
+    scale = 0.05
     started = time.monotonic()
     with SilentServer() as (host, port):
         probe = run_checks(CHECKS, Target(host, port), scale=scale)
