@@ -1,0 +1,145 @@
+"""The sample set and the ``harness pcap`` / ``harness wireshark`` commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import TCP
+from scapy.utils import PcapNgReader
+
+from harness.cli import main
+from harness.decoder import Decoder
+from harness.errors import ProtocolError
+from harness.samples import VIOLATIONS, samples, write_samples
+from harness.strategies import VIOLATION_KINDS
+from harness.wireshark import dissector_path
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+
+
+@pytest.mark.skipif(
+    sys.byteorder != "little", reason="the committed samples come from a little-endian server"
+)
+def test_samples_regenerate_byte_identical_to_committed_pcaps(tmp_path: Path) -> None:
+    write_samples(tmp_path)
+    fresh = sorted(p.name for p in tmp_path.iterdir())
+    committed = sorted(p.name for p in PCAPS.iterdir())
+    assert fresh == committed
+    for name in fresh:
+        assert (tmp_path / name).read_bytes() == (PCAPS / name).read_bytes(), (
+            f"{name} differs from a fresh generation"
+        )
+
+
+def test_samples_cover_the_issue_list() -> None:
+    sample_list = samples()
+    assert len(sample_list) >= 10
+    assert set(VIOLATIONS) == set(VIOLATION_KINDS)
+    names = " ".join(s.name for s in sample_list)
+    for needed in (
+        "morpheus",
+        "ring",
+        "dog",
+        "miss",
+        "binary",
+        "invalid-action",
+        "pipelined",
+        "three-in-one",
+        "split-prefix",
+        "split-header",
+        "split-content",
+        "large",
+        "violations",
+        "retransmission",
+        "out-of-order",
+        "ipv6",
+        "other-port",
+    ):
+        assert needed in names
+    readme = (PCAPS / "README.md").read_text(encoding="utf-8")
+    for sample in sample_list:
+        assert sample.filename in readme
+
+
+def test_violation_samples_raise_their_own_error_in_the_codec() -> None:
+    for code, (data, _) in VIOLATIONS.items():
+        decoder = Decoder()
+        with pytest.raises(ProtocolError) as caught:
+            decoder.feed(data)
+            decoder.close()
+        assert caught.value.code == code
+
+
+def test_cli_pcap_samples_writes_the_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pcap", "samples", "--out", str(tmp_path / "out")]) == 0
+    assert len(list((tmp_path / "out").glob("*.pcapng"))) == len(samples())
+    assert "README.md written" in capsys.readouterr().out
+
+
+def _client_payloads(path: Path) -> list[bytes]:
+    with PcapNgReader(str(path)) as reader:
+        frames = list(reader)
+    client = frames[0][TCP].sport
+    return [bytes(f[TCP].payload) for f in frames if f[TCP].sport == client and bytes(f[TCP].payload)]
+
+
+def test_cli_from_bytes_cuts_the_stream_where_asked(tmp_path: Path) -> None:
+    stream = tmp_path / "crash.bin"
+    stream.write_bytes(b'\x00\x05{"a":1}tail')
+    out = tmp_path / "crash.pcapng"
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(out), "--cuts", "1,3"]) == 0
+    assert _client_payloads(out) == [b"\x00", b"\x05{", b'"a":1}tail']
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(out), "--chunk", "5"]) == 0
+    assert _client_payloads(out) == [b'\x00\x05{"a', b'":1}t', b"ail"]
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(out)]) == 0
+    assert _client_payloads(out) == [stream.read_bytes()]
+
+
+def test_cli_from_bytes_respond_adds_the_reference_servers_answer(tmp_path: Path) -> None:
+    from harness.message import Message
+
+    stream = tmp_path / "req.bin"
+    stream.write_bytes(Message.from_json({"action": "search", "value": "ring"}).encode())
+    out = tmp_path / "req.pcapng"
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(out), "--respond", "--ipv6"]) == 0
+    with PcapNgReader(str(out)) as reader:
+        payloads = [bytes(f[TCP].payload) for f in reader]
+    assert any(b"Misty Mountains" in p for p in payloads)
+
+
+def test_cli_from_bytes_rejects_bad_cuts_and_missing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = tmp_path / "s.bin"
+    stream.write_bytes(b"abc")
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(tmp_path / "o"), "--cuts", "9"]) == 2
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(tmp_path / "o"), "--cuts", "x"]) == 2
+    assert main(["pcap", "from-bytes", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_cli_wireshark_path_names_the_dissector(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["wireshark", "path"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path == dissector_path() and path.name == "lpjson.lua" and path.is_file()
+
+
+def test_cli_wireshark_install_copies_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "plugins"
+    assert main(["wireshark", "install", "--dir", str(target)]) == 0
+    assert (target / "lpjson.lua").read_bytes() == dissector_path().read_bytes()
+    assert str(target / "lpjson.lua") in capsys.readouterr().out
+
+
+def test_cli_wireshark_install_finds_the_personal_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WIRESHARK_CONFIG_DIR", str(tmp_path / "config"))
+    assert main(["wireshark", "install"]) == 0
+    assert (tmp_path / ".local/lib/wireshark/plugins/lpjson.lua").is_file()
+    assert ".local/lib/wireshark/plugins/lpjson.lua" in capsys.readouterr().out
