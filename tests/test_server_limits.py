@@ -202,9 +202,15 @@ def test_server_out_of_file_descriptors_keeps_serving_and_recovers(loop: str) ->
         for sock in served:
             sock.close()
         # Service resumes: the connections that waited are answered, and fresh ones too.
-        for sock in waiting:
-            assert read_messages(sock, 1, timeout=5).messages == [search_app(RING)]
-            sock.close()
+        # (in accept order, which only the server knows: take whichever is answered next)
+        deadline = time.monotonic() + 10
+        while waiting and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(waiting), [], [], 0.5)
+            for sock in readable:
+                assert read_messages(sock, 1).messages == [search_app(RING)]
+                sock.close()
+                waiting.discard(sock)
+        assert not waiting, f"{len(waiting)} connections never served"
         with connect(address) as fresh:
             fresh.sendall(RING.encode())
             assert read_messages(fresh, 1).messages == [search_app(RING)]
