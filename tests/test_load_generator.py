@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
 import socket
 import sys
 import threading
@@ -13,7 +15,14 @@ import pytest
 
 from harness import Message
 from harness.cli import main
-from harness.load import LoadConfig, LoadResult, ServerProcess, default_requests, percentile, run_load
+from harness.load import (
+    LatencyHistogram,
+    LoadConfig,
+    LoadResult,
+    ServerProcess,
+    default_requests,
+    run_load,
+)
 from harness.server import ReferenceServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -70,7 +79,7 @@ def reference_server() -> Iterator[tuple[str, int]]:
 
 def check_consistent(result: LoadResult) -> None:
     latency = result.latency_ms()
-    assert len(result.latencies_ns) == result.answers + sum(
+    assert result.latency.count == result.answers + sum(
         n for kind, n in result.errors.items() if kind.startswith("error-response")
     )
     assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
@@ -134,7 +143,7 @@ def test_load_counts_refused_connections() -> None:
         result = run_load(LoadConfig("127.0.0.1", port, connections=2, duration=0.3))
     assert result.answers == 0
     assert result.errors.get("connect-refused", 0) >= 2
-    assert len(result.latencies_ns) == 0
+    assert result.latency.count == 0
 
 
 def test_load_times_out_a_server_that_never_answers() -> None:
@@ -186,12 +195,46 @@ def test_load_counts_a_server_that_closes_with_answers_due() -> None:
     assert result.errors.get("closed-by-server", 0) >= 1
 
 
-def test_percentile_is_nearest_rank() -> None:
-    values = list(range(1, 101))
-    assert percentile(values, 50) == 50
-    assert percentile(values, 99) == 99
-    assert percentile(values, 100) == 100
-    assert percentile([7], 99) == 7
+def test_latency_histogram_percentiles_within_a_sixty_fourth() -> None:
+    rng = random.Random(7)
+    values = [int(rng.lognormvariate(13, 1.5)) for _ in range(20000)] + [0, 1, 127, 128, 129, 10**12]
+    hist = LatencyHistogram()
+    for value in values:
+        hist.add(value)
+    ordered = sorted(values)
+    for pct in (1, 50, 90, 99, 99.9, 100):
+        exact = ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
+        assert abs(hist.percentile(pct) - exact) <= exact / 64 + 1, pct
+    assert hist.max == 10**12 and hist.count == len(values)
+    assert hist.mean == pytest.approx(sum(values) / len(values))
+
+
+def test_latency_histogram_buckets_are_contiguous_and_ordered() -> None:
+    previous = -1
+    for value in range(5000):  # every bucket used, in order, none skipped
+        index = LatencyHistogram.bucket(value)
+        assert previous <= index <= previous + 1
+        previous = index
+    previous = -1
+    for value in sorted(2**k + d for k in range(12, 64) for d in (-1, 0, 1)):
+        index = LatencyHistogram.bucket(value)
+        assert index >= previous
+        assert LatencyHistogram._lowest(index) <= value < LatencyHistogram._lowest(index + 1)
+        previous = index
+    LatencyHistogram().add(2**64 - 1)  # the largest latency perf_counter_ns could give fits
+
+
+def test_latency_histogram_since_and_runs() -> None:
+    hist = LatencyHistogram()
+    hist.add(1000, 5)
+    before = hist.copy()
+    hist.add(3000, 2)
+    hist.add(2000_000, 1)
+    recent = hist.since(before)
+    assert recent.count == 3 and recent.total == 2 * 3000 + 2000_000
+    assert recent.max == 2000_000
+    assert recent.percentile(50) == pytest.approx(3000, rel=1 / 64)
+    assert LatencyHistogram().percentile(50) != LatencyHistogram().percentile(50)  # nan when empty
 
 
 def test_load_config_rejects_nonsense() -> None:
