@@ -9,11 +9,11 @@ import random
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from harness import Message
+from harness import Decoder, Message
 from harness.cli import main
 from harness.load import (
     LatencyHistogram,
@@ -29,9 +29,15 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class EchoServer:
-    """A bare asyncio echo server in a thread: every request comes back as its own answer."""
+    """A bare asyncio echo server in a thread: every request comes back as its own answer.
 
-    def __init__(self) -> None:
+    ``answer(n, request_bytes)`` replaces the echo: it gets the number of requests answered
+    so far (all connections) and one whole request, and returns the bytes to send back.
+    """
+
+    def __init__(self, answer: Callable[[int, bytes], bytes] | None = None) -> None:
+        self.answer = answer
+        self.answered = 0
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.address: tuple[str, int] = ("127.0.0.1", 0)
@@ -40,12 +46,20 @@ class EchoServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
 
+        outer = self
+
         class Echo(asyncio.Protocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
+                self.decoder = Decoder()
 
             def data_received(self, data: bytes) -> None:
-                self.transport.write(data)
+                if outer.answer is None:
+                    self.transport.write(data)
+                    return
+                for message in self.decoder.feed(data):
+                    self.transport.write(outer.answer(outer.answered, message.encode()))
+                    outer.answered += 1
 
         server = self.loop.run_until_complete(self.loop.create_server(Echo, "127.0.0.1", 0))
         self.address = server.sockets[0].getsockname()[:2]
@@ -134,6 +148,42 @@ def test_load_counts_error_messages_as_errors_not_answers(reference_server: tupl
     assert result.answers == 0
     assert set(result.errors) == {"error-response:content-not-json"}
     assert result.errors["error-response:content-not-json"] > 10
+
+
+def test_load_checks_every_answer_when_answers_to_the_same_request_differ() -> None:
+    # Good answers, but a different one every time: the learnt-answer fast path must give up
+    # and every answer still be counted (and checked) one by one.
+    def numbered(n: int, request: bytes) -> bytes:
+        return Message.from_json({"result": f"answer {n}"}).encode()
+
+    with EchoServer(numbered) as (host, port):
+        result = run_load(LoadConfig(host, port, connections=3, depth=4, duration=0.4))
+    assert result.errors == {}
+    assert result.answers > 50
+    check_consistent(result)
+
+
+def test_load_counts_error_messages_that_follow_good_answers() -> None:
+    # The first answers teach the generator what to expect; then the server starts answering
+    # with error messages: the batch comparison fails and each error is counted as one.
+    good = {raw: search_app_bytes(raw) for raw in default_requests()}
+    error = Message.from_json({"error": "overloaded", "detail": "try later"}).encode()
+
+    def degrading(n: int, request: bytes) -> bytes:
+        return good[request] if n < 200 else error
+
+    with EchoServer(degrading) as (host, port):
+        result = run_load(LoadConfig(host, port, connections=2, depth=4, duration=0.5))
+    assert 0 < result.answers <= 200
+    assert result.errors.get("error-response:overloaded", 0) > 50
+    assert set(result.errors) == {"error-response:overloaded"}
+    check_consistent(result)
+
+
+def search_app_bytes(raw: bytes) -> bytes:
+    from harness.app import search_app
+
+    return search_app(Decoder().feed(raw)[0]).encode()
 
 
 def test_load_counts_refused_connections() -> None:
