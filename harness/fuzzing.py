@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder, DecoderState
-from harness.errors import ContentError, IncompleteMessage, ProtocolError
+from harness.errors import ContentError, ContentNotJSON, IncompleteMessage, ProtocolError
 from harness.message import MAX_HEADER_LENGTH, TEXT_ENCODINGS, Message
 from harness.strictjson import JSONViolation, loads_strict
 
@@ -407,17 +407,40 @@ def _check_round_trip(message: Message, frame: bytes, index: int, max_content_le
 
 
 def _check_content(message: Message, index: int) -> None:
+    """``Message.json()`` raises nothing but ``ContentError`` and, fast path or not, agrees with
+    the strict reader on the decoded text (value, types and key order, or the kind of error)."""
     if not message.is_json:
         return
+    got: Any
     try:
-        message.json()
-    except ContentError:
-        pass
+        got = message.json()
+    except ContentError as error:
+        got = error
     except Exception as exc:
         raise AssertionError(
             f"message {index}: Message.json() raised {type(exc).__name__}: {exc!s:.200}; only "
             f"ContentError may escape (encoding {message.content_encoding!r:.40})"
         ) from exc
+    want: Any
+    try:
+        want = loads_strict(message.content, message.text())
+    except ContentError as error:  # from text(): encoding not allowed, or bytes that do not decode
+        want = error
+    except JSONViolation:
+        want = ContentNotJSON("")
+    if isinstance(got, ProtocolError) or isinstance(want, ProtocolError):
+        if type(got) is not type(want):
+            got_text = _describe(got) if isinstance(got, ProtocolError) else f"{got!r:.100}"
+            want_text = _describe(want) if isinstance(want, ProtocolError) else f"{want!r:.100}"
+            raise AssertionError(
+                f"message {index}: Message.json() gives {got_text}, the strict reader {want_text} "
+                f"(encoding {message.content_encoding!r:.40}, content {message.content[:100]!r})"
+            )
+    elif not _same(got, want, ordered=True):
+        raise AssertionError(
+            f"message {index}: Message.json() returns {got!r:.200}, the strict reader {want!r:.200} "
+            f"(content {message.content[:100]!r})"
+        )
 
 
 def check_decoder(
