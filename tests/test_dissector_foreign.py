@@ -268,7 +268,10 @@ def _tricky_sessions() -> list[Session]:
         Session.exchange([morpheus[:cut], morpheus[cut:]], comment=f"cut at byte {cut}")
         for cut in range(1, len(morpheus))
     ]
-    styled_header = b'\n {"content-length":2,\t"content-encoding" : "UTF-8","byteorder":"big","content-type":"text\\/json"} '
+    styled_header = (
+        b'\n {"content-length":2,\t"content-encoding" : "UTF-8",'
+        b'"byteorder":"big","content-type":"text\\/json"} '
+    )
     styled = len(styled_header).to_bytes(2, "big") + styled_header + b"[]"
     utf16 = Message.from_bytes(
         '{"value": "🐶 ok"}'.encode("utf-16"), content_type="text/json", encoding="UTF-16"
