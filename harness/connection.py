@@ -41,9 +41,9 @@ hundred KiB of small requests.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections.abc import Callable
 
-from harness.app import INTERNAL_ERROR, App, error_message, error_response, search_app
+from harness.app import ENCODED_APPS, INTERNAL_ERROR, App, error_message, error_response, search_app
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder
 from harness.errors import ContentError, IncompleteMessage, ProtocolError
 from harness.message import Message
@@ -75,11 +75,14 @@ class ServerConnection:
         if max_pending_output < 1:
             raise ValueError("max_pending_output must be >= 1")
         self.app = app
+        fast = ENCODED_APPS.get(app)
+        self._respond: Callable[[Message], bytes] = fast if fast is not None else (lambda r: app(r).encode())
         self.max_pending_output = max_pending_output
         self.name = name
         self._decoder = Decoder(max_content_length)
         self._eof = False
-        self._pending: deque[Message] = deque()  # decoded, not yet answered
+        self._pending: list[Message] = []  # decoded, not yet answered (from index _next on)
+        self._next = 0
         self._violation: ProtocolError | None = None  # found by the decoder, reported after _pending
         #: True once the connection must be closed after sending what was returned.
         self.closed = False
@@ -104,7 +107,7 @@ class ServerConnection:
     @property
     def pending(self) -> int:
         """Complete requests not yet answered (the backlog)."""
-        return len(self._pending)
+        return len(self._pending) - self._next
 
     @property
     def eof(self) -> bool:
@@ -126,7 +129,11 @@ class ServerConnection:
                 raise RuntimeError("receive_data() after receive_eof(): the peer cannot send after EOF")
             if self._violation is None:
                 try:
-                    self._pending.extend(self._decoder.feed(data))
+                    messages = self._decoder.feed(data)
+                    if self._pending:
+                        self._pending.extend(messages)
+                    else:
+                        self._pending = messages
                 except ProtocolError as error:
                     # Answer what came before the violation, then report it.
                     self._pending.extend(error.messages)
@@ -149,16 +156,33 @@ class ServerConnection:
     def _answer(self) -> bytes:
         pending = self._pending
         out: list[bytes] = []
-        size = 0
-        limit = self.max_pending_output
-        respond = self._respond
-        while pending:
-            if size >= limit:
+        if pending:
+            # The hot loop: one app call and one encode per request, nothing else.
+            respond = self._respond
+            limit = self.max_pending_output
+            debug = log.isEnabledFor(logging.DEBUG)
+            size = 0
+            index = self._next
+            count = len(pending)
+            while index < count and size < limit:
+                request = pending[index]
+                index += 1
+                self.requests += 1
+                try:
+                    response = respond(request)
+                except Exception as exc:
+                    response = self._failed(request, exc)
+                else:
+                    if debug:
+                        self._log_request(request, response)
+                out.append(response)
+                size += len(response)
+            if index < count:
+                self._next = index
                 self.backlog = True
                 return b"".join(out)
-            response = respond(pending.popleft())
-            out.append(response)
-            size += len(response)
+            self._pending = []
+            self._next = 0
         self.backlog = False
         if self._violation is not None:
             out.append(self._fail(self._violation))
@@ -166,34 +190,30 @@ class ServerConnection:
             out.append(self._finish())
         return b"".join(out)
 
-    def _respond(self, request: Message) -> bytes:
-        self.requests += 1
-        try:
-            response = self.app(request).encode()
-        except ContentError as error:
-            self.request_errors += 1
-            log.debug("%s: request %d: bad content: %s", self.name, self.requests, error)
-            return error_response(error).encode()
-        except Exception as exc:
-            self.request_errors += 1
-            log.error(
-                "%s: request %d: the application failed on %r",
-                self.name,
-                self.requests,
-                request,
-                exc_info=True,
-            )
-            return error_message(INTERNAL_ERROR, f"the application failed: {type(exc).__name__}").encode()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s: request %d: %s, %d content bytes -> %d bytes",
-                self.name,
-                self.requests,
-                request.header["content-type"],
-                len(request.content),
-                len(response),
-            )
-        return response
+    def _failed(self, request: Message, exc: Exception) -> bytes:
+        """The answer to a request the application could not answer."""
+        self.request_errors += 1
+        if isinstance(exc, ContentError):
+            log.debug("%s: request %d: bad content: %s", self.name, self.requests, exc)
+            return error_response(exc).encode()
+        log.error(
+            "%s: request %d: the application failed on %r",
+            self.name,
+            self.requests,
+            request,
+            exc_info=exc,
+        )
+        return error_message(INTERNAL_ERROR, f"the application failed: {type(exc).__name__}").encode()
+
+    def _log_request(self, request: Message, response: bytes) -> None:
+        log.debug(
+            "%s: request %d: %s, %d content bytes -> %d bytes",
+            self.name,
+            self.requests,
+            request.header["content-type"],
+            len(request.content),
+            len(response),
+        )
 
     def _finish(self) -> bytes:
         self.closed = True
@@ -207,7 +227,8 @@ class ServerConnection:
         self.error = error
         self.closed = True
         self.backlog = False
-        self._pending.clear()
+        self._pending = []
+        self._next = 0
         log.debug("%s: protocol error after %d requests: %s", self.name, self.requests, error)
         return error_response(error).encode()
 

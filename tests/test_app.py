@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from harness import Decoder, Message, decode_all
 from harness import strategies as lst
-from harness.app import INTERNAL_ERROR, error_message, error_response, search_answer, search_app
+from harness.app import (
+    ENCODED_APPS,
+    INTERNAL_ERROR,
+    encode_search_response,
+    error_message,
+    error_response,
+    search_answer,
+    search_app,
+)
 from harness.errors import (
     ContentError,
     ContentNotDecodable,
@@ -145,7 +153,8 @@ def _reference_app(request: Message) -> Message:
 
 def _outcome(app: Any, request: Message) -> tuple[str, Any]:
     try:
-        return "ok", app(request).encode()
+        response = app(request)
+        return "ok", response if isinstance(response, bytes) else response.encode()
     except ContentError as error:
         return type(error).__name__, error.reason
 
@@ -182,6 +191,10 @@ def _json_contents(draw: st.DrawFn) -> bytes:
     elif mutation == "nan":
         raw = raw[:-1] + (b", " if body else b"") + b'"n": NaN}'
     return raw
+
+
+def _json_request(content: bytes) -> Message:
+    return Message.from_bytes(content, content_type="text/json", encoding="utf-8")
 
 
 @given(_json_contents() | st.binary(max_size=40))
@@ -226,3 +239,10 @@ def test_error_response_carries_the_code_of_each_error_class(error: ContentError
 
 def test_error_message_for_internal_errors() -> None:
     assert error_message(INTERNAL_ERROR, "boom").json() == {"error": "internal-error", "detail": "boom"}
+
+
+@given(lst.messages(max_content_size=3000) | lst.search_requests() | _json_contents().map(_json_request))
+def test_app_encoded_fast_path_is_byte_identical_to_encoding_the_message(request: Message) -> None:
+    fast = ENCODED_APPS[search_app]
+    assert fast is encode_search_response
+    assert _outcome(fast, request) == _outcome(search_app, request)
