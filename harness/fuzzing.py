@@ -54,8 +54,8 @@ FLAG_ALTERNATE = 0x40
 FLAG_CYCLE = 0x80
 
 #: At most this many cuts per input: feeding costs time per chunk, and one byte at a time
-#: over the first 64 bytes already crosses the prefix and the header of a message.
-MAX_CUTS = 64
+#: over the first 32 bytes already crosses the prefix and into the header of a message.
+MAX_CUTS = 32
 SMALL_MAX_CONTENT_LENGTH = 100
 SMALL_MAX_PENDING_OUTPUT = 128
 

@@ -243,7 +243,7 @@ class StructureMutator:
     """The custom mutator and crossover. ``byte_mutate`` is the fallback (``atheris.Mutate``)."""
 
     def __init__(
-        self, byte_mutate: ByteMutator | None = None, byte_share: float = 0.2, soft_max_size: int = 512
+        self, byte_mutate: ByteMutator | None = None, byte_share: float = 0.2, soft_max_size: int = 300
     ) -> None:
         self._byte_mutate = byte_mutate
         self.byte_share = byte_share
