@@ -19,6 +19,7 @@ from harness.load import (
     LatencyHistogram,
     LoadConfig,
     LoadResult,
+    LoadStatus,
     ServerProcess,
     default_requests,
     run_load,
@@ -186,6 +187,19 @@ def search_app_bytes(raw: bytes) -> bytes:
     return search_app(Decoder().feed(raw)[0]).encode()
 
 
+def test_load_reports_progress_every_status_interval(reference_server: tuple[str, int]) -> None:
+    host, port = reference_server
+    statuses: list[LoadStatus] = []
+    config = LoadConfig(host, port, connections=2, depth=2, duration=0.5, warmup=0.5, status_interval=0.1)
+    result = run_load(config, statuses.append)
+    assert len(statuses) >= 3
+    assert not statuses[0].measuring and statuses[-1].measuring
+    assert [s.elapsed for s in statuses] == sorted(s.elapsed for s in statuses)
+    assert statuses[-1].answers <= result.answers
+    assert all(s.open_connections <= 2 and s.errors == 0 for s in statuses)
+    assert any(s.interval_rate > 0 and s.interval_p99_ms > 0 for s in statuses)
+
+
 def test_load_counts_refused_connections() -> None:
     with socket.socket() as sock:  # a port that is certainly closed: bound, never listening
         sock.bind(("127.0.0.1", 0))
@@ -316,7 +330,7 @@ def test_cli_load_prints_a_status_line_on_stderr(
     reference_server: tuple[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     host, port = reference_server
-    code = main(["load", host, str(port), "-c", "2", "--duration", "1.2", "--warmup", "0"])
+    code = main(["load", host, str(port), "-c", "2", "--duration", "1.6", "--warmup", "0"])
     captured = capsys.readouterr()
     assert code == 0
     assert "req/s" in captured.err and "measuring" in captured.err
