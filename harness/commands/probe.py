@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -92,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     if args.host is None:
         from harness.server import ReferenceServer
 
-        logging.getLogger("harness.server").setLevel(logging.WARNING)
         with ReferenceServer("127.0.0.1", 0) as server:
             host, port = server.address
             return _probe(Target(host, port, embedded=True), checks, args)

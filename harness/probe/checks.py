@@ -188,9 +188,9 @@ def exchange(
     if chunks is None:
         chunks = [data]
     assert b"".join(chunks) == data, "chunks must cover the requests exactly"
-    if not conn.send_chunks(chunks, pause):
-        # the answers may still have been sent before the reset; read what there is
-        pass
+    # A send that breaks (the server closed or reset) still leaves the answers it sent
+    # before that to be read, so the verdict comes from reading either way.
+    conn.send_chunks(chunks, pause)
     bound = ctx.bound(read_bound)
     reading = conn.read_messages(len(requests), bound)
     detail = verify_answers(reading, requests, label, bound)
