@@ -748,7 +748,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
-            preexec_fn=self.preexec_fn,  # tests lower rlimits in the child
+            preexec_fn=self.preexec_fn,  # unsafe if this process has threads: prefer an exec shim
         )
         assert self.process.stdout is not None
         line = b""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import selectors
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -74,8 +75,18 @@ def test_hardening_non_readers_keep_server_rss_bounded(server: ServerProcess) ->
     assert ask((host, port)) == EXPECTED
 
 
-def _limit_fds() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+def _serve_with_fd_limit(limit: int, *options: str) -> list[str]:
+    """argv: lower RLIMIT_NOFILE (soft and hard, so the server cannot raise it), then exec the server.
+
+    (Not ``preexec_fn``: the test process may have threads, and fork + Python code before
+    exec is unsafe then.)
+    """
+    code = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'harness', 'serve', '--port', '0', *sys.argv[1:]])"
+    )
+    return [sys.executable, "-c", code, *options]
 
 
 def _collect_answers(
@@ -111,8 +122,8 @@ def test_hardening_fd_limit_reached_accept_errors_handled_and_service_resumes() 
     if soft < clients + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, clients + 256), hard))
     with tempfile.TemporaryFile() as log:
-        server = ServerProcess.reference(
-            "--max-connections", "1000", "--log-level", "warning", stderr=log, preexec_fn=_limit_fds
+        server = ServerProcess(
+            _serve_with_fd_limit(48, "--max-connections", "1000", "--log-level", "warning"), stderr=log
         )
         with server:
             address = server.address or ("", 0)
