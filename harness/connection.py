@@ -76,7 +76,7 @@ class ServerConnection:
             raise ValueError("max_pending_output must be >= 1")
         self.app = app
         fast = ENCODED_APPS.get(app)
-        self._respond: Callable[[Message], bytes] = fast if fast is not None else (lambda r: app(r).encode())
+        self._encode: Callable[[Message], bytes] = fast if fast is not None else (lambda r: app(r).encode())
         self.max_pending_output = max_pending_output
         self.name = name
         self._decoder = Decoder(max_content_length)
@@ -167,14 +167,9 @@ class ServerConnection:
             while index < count and size < limit:
                 request = pending[index]
                 index += 1
-                self.requests += 1
-                try:
-                    response = respond(request)
-                except Exception as exc:
-                    response = self._failed(request, exc)
-                else:
-                    if debug:
-                        self._log_request(request, response)
+                response = respond(request)
+                if debug:
+                    self._log_request(request, response)
                 out.append(response)
                 size += len(response)
             if index < count:
@@ -189,6 +184,14 @@ class ServerConnection:
         elif self._eof:
             out.append(self._finish())
         return b"".join(out)
+
+    def _respond(self, request: Message) -> bytes:
+        """The encoded answer to one request (an error message if the application fails)."""
+        self.requests += 1
+        try:
+            return self._encode(request)
+        except Exception as exc:
+            return self._failed(request, exc)
 
     def _failed(self, request: Message, exc: Exception) -> bytes:
         """The answer to a request the application could not answer."""
