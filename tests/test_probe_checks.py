@@ -210,4 +210,5 @@ def test_small_connection_is_captured_whole_in_its_real_chunks() -> None:
         ("client", b"c"),
         ("server", b"xyz"),
     ]
-    assert session.close == "server" and session.server_port == 40000
+    assert session.close == "server" and session.server_port == 40000 and not session.ipv6
+    assert transcript_session(transcript, "pipeline-2", 40000, ipv6=True).ipv6

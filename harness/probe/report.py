@@ -102,7 +102,7 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
     }
 
 
-def transcript_session(transcript: Transcript, check: str, server_port: int) -> Session:
+def transcript_session(transcript: Transcript, check: str, server_port: int, ipv6: bool = False) -> Session:
     """One recorded connection as a capture session: every chunk is one ``send()`` as it happened."""
     sends = []
     total = 0
@@ -135,6 +135,7 @@ def transcript_session(transcript: Transcript, check: str, server_port: int) -> 
         sends,
         comment=f"probe check {check}: {transcript.label}{ending}",
         server_port=server_port,
+        ipv6=ipv6,
         close=close,
     )
 
@@ -147,7 +148,8 @@ def write_captures(probe: ProbeResult, directory: Path) -> dict[str, Path]:
         if r.status != "fail" or not r.transcripts:
             continue
         path = directory / f"{r.name}.pcapng"
-        sessions = [transcript_session(t, r.name, probe.target.port) for t in r.transcripts]
+        ipv6 = ":" in probe.target.host
+        sessions = [transcript_session(t, r.name, probe.target.port, ipv6) for t in r.transcripts]
         write_sessions(path, sessions)
         written[r.name] = path
     return written
