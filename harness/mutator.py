@@ -290,10 +290,12 @@ class StructureMutator:
         at = rng.randint(0, len(frames1))
         keep_tail = rng.random() < 0.5
         pieces1 = [f.raw for f in frames1]
-        pieces = pieces1[:at] + pieces2[a:b] + pieces1[at:]
-        while len(pieces) > 1 and sum(map(len, pieces)) > self.soft_max_size:
-            del pieces[rng.randrange(len(pieces))]
-        payload = b"".join(pieces) + (tail1 if keep_tail else b"")
+        before, spliced, after = pieces1[:at], pieces2[a:b], pieces1[at:]
+        size = sum(map(len, pieces1)) + sum(map(len, spliced))
+        while (before or after) and size > self.soft_max_size:  # shed data1's messages, not the splice
+            side = before if before and (not after or rng.random() < 0.5) else after
+            size -= len(side.pop(rng.randrange(len(side))))
+        payload = b"".join(before + spliced + after) + (tail1 if keep_tail else b"")
         return FuzzInput(payload, first.deltas, first.flags).encode()[:max_out_size]
 
     # -- one protocol-level mutation -------------------------------------------------------------
@@ -341,7 +343,7 @@ class StructureMutator:
             return Frame(self._raw_header_defect(rng, header, content))
         # the 2-byte prefix off by a little or a lot
         raw_header = _render_header(header, rng)
-        delta = rng.choice([-2, -1, 1, 2, rng.randint(-len(raw_header), 300)])
+        delta = rng.choice([-2, -1, 1, 2, -len(raw_header), 0xFFFF, rng.randint(-len(raw_header), 300)])
         return Frame(_frame(raw_header, content, delta))
 
     # header operations: they edit ``header`` in place

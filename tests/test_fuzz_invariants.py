@@ -180,13 +180,14 @@ def test_check_server_connection_passes_on_pipelined_requests_and_errors() -> No
 def test_check_server_connection_fails_when_a_response_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.connection import ServerConnection
 
-    real = ServerConnection._respond
+    real = ServerConnection.receive_data
 
-    def respond(self: ServerConnection, request: Message) -> bytes:
-        out = real(self, request)
-        return b"" if self.requests == 2 else out
+    def receive_data(self: ServerConnection, data: bytes) -> bytes:
+        out = real(self, data)
+        responses = Decoder().feed(out)
+        return responses[0].encode() if len(responses) > 1 else out  # answers only the first request
 
-    monkeypatch.setattr(ServerConnection, "_respond", respond)
+    monkeypatch.setattr(ServerConnection, "receive_data", receive_data)
     check_server_connection([REQUEST])
     with pytest.raises(AssertionError, match=r"calls for 2 response\(s\)"):
         check_server_connection([REQUEST * 2])
