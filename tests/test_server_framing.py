@@ -117,3 +117,23 @@ def test_server_uses_the_requested_event_loop(server: ReferenceServer) -> None:
         assert server.loop_name == "asyncio"
     elif "uvloop" in sys.modules or server.config.use_uvloop:
         assert server.loop_name == "uvloop"
+
+
+def _have_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _have_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_server_listens_on_ipv6_loopback() -> None:
+    with ReferenceServer("::1") as srv:
+        assert srv.address[0] == "::1"
+        with connect(srv.address) as sock:
+            sock.sendall(search("🐶").encode() * 2)
+            assert [m.encode() for m in read_messages(sock, 2).messages] == [
+                expected_response(search("🐶"))
+            ] * 2
