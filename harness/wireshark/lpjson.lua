@@ -443,6 +443,18 @@ local function check_header(raw, max_content_length)
     return info
 end
 
+-- message_length() and dissect_message() read the same header one after the other: keep
+-- the last verdict.
+local cached = { raw = nil, limit = nil, info = nil, code = nil, reason = nil }
+
+local function check_header_cached(raw, max_content_length)
+    if cached.raw ~= raw or cached.limit ~= max_content_length then
+        cached.info, cached.code, cached.reason = check_header(raw, max_content_length)
+        cached.raw, cached.limit = raw, max_content_length
+    end
+    return cached.info, cached.code, cached.reason
+end
+
 ---------------------------------------------------------------------------------------
 -- text/json content (harness.message.Message.json): encoding allow-list, decoding, JSON
 ---------------------------------------------------------------------------------------
@@ -675,7 +687,7 @@ local function dissect_message(tvb, pinfo, tree)
     local hrange = tvb(2, hlen)
     local raw = hrange:raw()
     item:add_packet_field(f.header, hrange, ENC_UTF_8)
-    local info, code, reason = check_header(raw, lpjson.prefs.max_content_length)
+    local info, code, reason = check_header_cached(raw, lpjson.prefs.max_content_length)
     if code then
         return failed(item, code, reason, hrange, 2 + hlen)
     end
@@ -743,7 +755,7 @@ local function message_length(tvb, pinfo, offset)
         if pinfo.can_desegment > 0 then return 0 end
         return avail
     end
-    local info, code = check_header(tvb(offset + 2, hlen):raw(), lpjson.prefs.max_content_length)
+    local info, code = check_header_cached(tvb(offset + 2, hlen):raw(), lpjson.prefs.max_content_length)
     if code or info == nil then return 2 + hlen end
     local total = 2 + hlen + info.length
     if not pinfo.visited then st.need = total end

@@ -1,0 +1,99 @@
+"""Capture writer and dissector speed, each against a baseline measured in the same run.
+
+1. Writer: frames per second of ``harness.pcap.write_sessions`` (planning, seq/ack
+   bookkeeping, scapy packet building, pcapng blocks) against the floor of the same
+   number of bare ``bytes(Ether()/IP()/TCP()/Raw())`` builds in scapy.
+2. Dissector: seconds for tshark to read a capture of many pipelined lpjson messages
+   with ``lpjson.lua`` (``-T fields -e lpjson.content_length``) against tshark reading
+   the same capture without the script (``-T fields -e tcp.len``).
+
+Run: ``python benchmarks/bench_pcap.py`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from harness.message import Message
+from harness.pcap import Session, write_sessions
+from harness.tshark import find_tshark, tshark_env
+from harness.wireshark import dissector_path
+
+
+def bench_writer(sessions: int) -> None:
+    request = Message.from_json({"action": "search", "value": "morpheus"}).encode()
+    response = Message.from_json({"result": "Follow the white rabbit. 🐰"}).encode()
+    todo = [Session.exchange([request], [response]) for _ in range(sessions)]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        frames = write_sessions(Path(tmp) / "w.pcapng", todo)
+        writer = time.perf_counter() - start
+    start = time.perf_counter()
+    for i in range(frames):
+        bytes(
+            Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            / IP(src="192.0.2.1", dst="192.0.2.2")
+            / TCP(sport=49152, dport=65432, seq=i, flags="PA")
+            / Raw(request)
+        )
+    floor = time.perf_counter() - start
+    print(
+        f"writer: {frames} frames in {writer:.2f} s = {frames / writer:,.0f} frames/s; "
+        f"bare scapy builds: {frames / floor:,.0f} frames/s; writer/floor time ratio {writer / floor:.2f}"
+    )
+
+
+def _tshark(args: list[str], home: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True, env=tshark_env(home), timeout=600)
+    return time.perf_counter() - start
+
+
+def bench_dissector(messages: int, per_send: int) -> None:
+    exe = find_tshark()
+    if exe is None:
+        print("dissector: skipped, tshark is not installed")
+        return
+    request = Message.from_json({"action": "search", "value": "morpheus"}).encode()
+    sends = [request * per_send] * (messages // per_send)
+    with tempfile.TemporaryDirectory() as tmp:
+        capture = Path(tmp) / "d.pcapng"
+        frames = write_sessions(capture, [Session.exchange(sends)])
+        base = [exe, "-n", "-r", str(capture), "-T", "fields"]
+        times = {"baseline": [], "lpjson": []}
+        for _ in range(3):
+            times["baseline"].append(_tshark([*base, "-e", "tcp.len"], tmp))
+            times["lpjson"].append(
+                _tshark([*base, "-X", f"lua_script:{dissector_path()}", "-e", "lpjson.content_length"], tmp)
+            )
+    baseline, lpjson = min(times["baseline"]), min(times["lpjson"])
+    print(
+        f"dissector: {messages} messages in {frames} frames: tshark alone {baseline:.2f} s, "
+        f"with lpjson.lua {lpjson:.2f} s (ratio {lpjson / baseline:.2f}; "
+        f"{messages / max(lpjson - baseline, 1e-9):,.0f} messages/s for the dissector itself)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}")
+    bench_writer(50 if args.quick else 1000)
+    bench_dissector(1000 if args.quick else 20000, 10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
