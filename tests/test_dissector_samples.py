@@ -65,3 +65,12 @@ def test_dissector_info_column_is_readable(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0] == "search 'morpheus', search 'ring', search '🐶'"
     assert lines[1].startswith("result 'Follow the white rabbit. 🐰', result 'In the caves")
+
+
+def test_dissector_without_tcp_reassembly_marks_cut_messages_and_invents_no_violation() -> None:
+    require_tshark()
+    for name in ("09-split-prefix", "10-split-header", "12-large-100k"):
+        run = dissect(PCAPS / f"{name}.pcapng", prefs={"tcp.desegment_tcp_streams": "FALSE"})
+        assert_clean(run)
+        assert any(r.kind == "truncated" and "lpjson.truncated" in r.experts for r in run.records), name
+        assert not [r.violation for r in run.records if r.violation], name

@@ -663,6 +663,15 @@ local function dissect_message(tvb, pinfo, tree)
         return len
     end
 
+    -- Without reassembly (or with segments missing) the stream offsets are lost: no
+    -- end-of-stream verdict for this direction then.
+    local function cut_short(item)
+        item:add_proto_expert_info(ex_truncated)
+        set_info(pinfo, ordinal, "[message cut short]")
+        if not pinfo.visited then st.lost = true end
+        return len
+    end
+
     local function failed(item, code, reason, range, consumed)
         add_violation(item, code, reason, range)
         item:append_text(" [" .. code .. "]")
@@ -671,8 +680,12 @@ local function dissect_message(tvb, pinfo, tree)
         return consumed
     end
 
-    local hlen = tvb(0, 2):uint()
     local item = tree:add(lpjson, tvb())
+    if len < 2 then -- only without reassembly: the prefix itself is cut
+        item:add(f.missing, 2 - len):set_generated()
+        return cut_short(item)
+    end
+    local hlen = tvb(0, 2):uint()
     item:add(f.header_length, tvb(0, 2))
     if hlen == 0 then
         return failed(item, "zero-header-length", "header length is 0: an empty header is not a JSON object",
@@ -680,9 +693,7 @@ local function dissect_message(tvb, pinfo, tree)
     end
     if len < 2 + hlen then
         item:add(f.missing, 2 + hlen - len):set_generated()
-        item:add_proto_expert_info(ex_truncated)
-        set_info(pinfo, ordinal, "[message cut short]")
-        return len
+        return cut_short(item)
     end
     local hrange = tvb(2, hlen)
     local raw = hrange:raw()
@@ -708,9 +719,7 @@ local function dissect_message(tvb, pinfo, tree)
     local clen = info.length
     if len < 2 + hlen + clen then
         item:add(f.missing, 2 + hlen + clen - len):set_generated()
-        item:add_proto_expert_info(ex_truncated)
-        set_info(pinfo, ordinal, "[message cut short]")
-        return len
+        return cut_short(item)
     end
     local crange = clen > 0 and tvb(2 + hlen, clen) or nil
     if crange then item:add(f.content, crange) else item:add(f.content, tvb(2 + hlen, 0)) end
@@ -811,7 +820,7 @@ function lpjson_eos.dissector(tvb, pinfo, tree)
         if fin == nil or seq == nil then return end
         report = false
         local st = streams[direction_key(pinfo)]
-        if fin and st and not st.failed then
+        if fin and st and not st.failed and not st.lost then
             local received = seq - 1 - st.consumed
             if received > 0 then
                 local expected = received < 2 and 2 or st.need
