@@ -758,7 +758,7 @@ local function message_length(tvb, pinfo, offset)
     local avail = tvb:len() - offset
     if after_error(st, pinfo, frame_ctx.ordinal + 1) then return avail end
     if avail < 2 then -- tcp_dissect_pdus asks anyway when it cannot reassemble
-        return pinfo.can_desegment > 0 and 0 or avail
+        return pinfo.can_desegment > 0 and 0 or 2 -- (less than 2 would be a bounds error)
     end
     local hlen = tvb(offset, 2):uint()
     if hlen == 0 then return 2 end
