@@ -101,7 +101,8 @@ class TsharkRun:
     malformed: list[str]
     stderr: str
     frames: int
-    info: dict[int, str] = field(default_factory=dict)
+    #: Frames whose IP or TCP checksum tshark verified as bad (only with checksum checks on).
+    bad_checksums: list[int] = field(default_factory=list)
 
 
 def tshark_env(home: str) -> dict[str, str]:
@@ -194,11 +195,15 @@ def dissect(
     lua_errors = [line for line in stderr.splitlines() if "lua" in line.lower()]
     malformed: list[str] = []
     records: list[Dissected] = []
+    bad_checksums: list[int] = []
     for packet in packets:
         layers = packet["_source"]["layers"]
         frame = int(_as_list(layers["frame"])[0]["frame.number"])
         lua_errors += [f"frame {frame}: {e}" for e in _walk(layers, "_ws.lua.error")]
         malformed += [f"frame {frame}: {e}" for e in _walk(layers, "_ws.malformed.expert")]
+        statuses = [*_walk(layers, "ip.checksum.status"), *_walk(layers, "tcp.checksum.status")]
+        if "0" in statuses:  # PROTO_CHECKSUM_E_BAD
+            bad_checksums.append(frame)
         tcp = _as_list(layers.get("tcp"))
         if not tcp:
             continue
@@ -212,7 +217,7 @@ def dissect(
         for item in _as_list(layers.get("lpjson")):
             if isinstance(item, dict):
                 records.append(_record(frame, stream, sender, item))
-    return TsharkRun(records, lua_errors, malformed, stderr, len(packets))
+    return TsharkRun(records, lua_errors, malformed, stderr, len(packets), bad_checksums)
 
 
 def follow_raw(

@@ -144,9 +144,10 @@ def records_by_direction(run: TsharkRun) -> dict[tuple[int, str], list[Dissected
 
 
 def assert_clean(run: TsharkRun) -> None:
-    """No Lua error (stderr or _ws.lua.error) and no dissector exception in the run."""
+    """No Lua error (stderr or _ws.lua.error), no dissector exception, no bad checksum in the run."""
     assert not run.lua_errors, "Lua errors:\n" + "\n".join(run.lua_errors)
     assert not run.malformed, "dissector exceptions:\n" + "\n".join(run.malformed)
+    assert not run.bad_checksums, f"bad IP/TCP checksums in frames {run.bad_checksums}"
 
 
 def check_sessions(run: TsharkRun, sessions: list[Session]) -> list[str]:

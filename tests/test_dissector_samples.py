@@ -74,3 +74,12 @@ def test_dissector_without_tcp_reassembly_marks_cut_messages_and_invents_no_viol
         assert_clean(run)
         assert any(r.kind == "truncated" and "lpjson.truncated" in r.experts for r in run.records), name
         assert not [r.violation for r in run.records if r.violation], name
+
+
+def test_checksum_check_catches_a_corrupted_frame(tmp_path: Path) -> None:
+    """The runs above verify checksums: a flipped payload bit is reported, so their silence counts."""
+    require_tshark()
+    data = bytearray((PCAPS / "01-search-morpheus.pcapng").read_bytes())
+    data[data.find(b'"value": "morpheus"') + 3] ^= 1
+    (tmp_path / "bad.pcapng").write_bytes(bytes(data))
+    assert dissect(tmp_path / "bad.pcapng").bad_checksums == [4]
