@@ -855,6 +855,7 @@ class HostileMix:
     stall_after: float = 1.0  # a non-reader whose send makes no progress this long has stalled
     settle_timeout: float = 15.0  # wait at most this long for the non-readers to stall
     slow_deadline: float = 60.0  # wait at most this long for every slow sender to be cut off
+    status_interval: float = 2.0  # an INFO log line on progress this often
 
 
 @dataclass
@@ -1039,6 +1040,19 @@ async def run_hostile_mix_async(host: str, port: int, mix: HostileMix) -> Hostil
     slow_tasks = [asyncio.ensure_future(slow_sender()) for _ in range(mix.slow_senders)]
     huge_tasks = [asyncio.ensure_future(huge_declarer()) for _ in range(mix.huge_declarers)]
     reader_tasks = [asyncio.ensure_future(non_reader(i)) for i in range(mix.non_readers)]
+
+    async def report() -> None:  # a status line every status_interval, for long mixes
+        while True:
+            await asyncio.sleep(mix.status_interval)
+            log.info(
+                "%5.1f s: well-behaved %d/%d done; slow senders cut off %d/%d; huge refused %d/%d; "
+                "non-readers stalled %d/%d",
+                loop.time() - started, len(well_done), mix.well_behaved, len(slow_open_times),
+                mix.slow_senders, len(huge_times), mix.huge_declarers,
+                sum(e.is_set() for e in stalled), mix.non_readers,
+            )
+
+    reporter = asyncio.ensure_future(report())
     try:
         if stalled:
             with contextlib.suppress(TimeoutError):
@@ -1054,9 +1068,9 @@ async def run_hostile_mix_async(host: str, port: int, mix: HostileMix) -> Hostil
             await asyncio.wait(slow_tasks, timeout=max(0.0, started + mix.slow_deadline - loop.time()))
     finally:
         stop.set()
-        for task in slow_tasks + huge_tasks + reader_tasks:
+        for task in [*slow_tasks, *huge_tasks, *reader_tasks, reporter]:
             task.cancel()
-        await asyncio.gather(*slow_tasks, *huge_tasks, *reader_tasks, return_exceptions=True)
+        await asyncio.gather(*slow_tasks, *huge_tasks, *reader_tasks, reporter, return_exceptions=True)
     return HostileResult(
         well_behaved=mix.well_behaved,
         answered_in_full=len(well_done),
