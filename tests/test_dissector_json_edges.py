@@ -79,6 +79,9 @@ HEADERS: list[bytes] = [
     b'"a string"',
     b"12",
     b"null",
+    b"false",
+    b"true",
+    b"-1.5e3",
     b"{}",
     b'{"byteorder": "little"}',
     b'{"byteorder": "middle", "content-type": "t", "content-encoding": "e", "content-length": 0}',
@@ -119,6 +122,7 @@ CONTENTS: list[tuple[str, bytes]] = [
 
 def _sessions() -> list[Session]:
     sessions = [Session.exchange([_framed(h)], comment=f"header {n}") for n, h in enumerate(HEADERS)]
+    sessions += [Session.exchange([b"\x00"], comment="a stream of one byte")]
     for n, (encoding, content) in enumerate(CONTENTS):
         header = (
             b"{" + JSON + str(len(content)).encode() + b', "content-encoding": "' + encoding.encode() + b'"}'

@@ -83,3 +83,24 @@ def test_dissector_equals_codec_on_random_sessions_in_one_capture(tmp_path: Path
                 f"retransmit {session.retransmit}, out_of_order {session.out_of_order}"
             )
     assert not problems, f"{len(sessions)} sessions in {capture}:\n" + "\n".join(problems[:40])
+
+
+def test_dissector_flags_what_the_codec_raises_on_random_malformed_streams(tmp_path: Path) -> None:
+    """Every violation kind of harness.strategies, after zero to two valid messages, cut anywhere."""
+    require_tshark()
+    sessions: list[Session] = []
+
+    @given(st.data())
+    def collect(data: st.DataObject) -> None:
+        malformed = data.draw(lst.malformed_messages(), label="malformed")
+        valid = data.draw(lst.streams(max_size=2, message_strategy=_messages), label="valid prefix")
+        chunks = _bounded(data.draw(lst.chunkings(valid.data + malformed.data, max_chunks=6), label="chunks"))
+        sessions.append(Session.exchange(chunks, comment=malformed.kind))
+
+    collect()
+    capture = tmp_path / "malformed.pcapng"
+    write_sessions(capture, sessions)
+    run = dissect(capture)
+    assert_clean(run)
+    problems = check_sessions(run, sessions)
+    assert not problems, f"{len(sessions)} sessions in {capture}:\n" + "\n".join(problems[:40])

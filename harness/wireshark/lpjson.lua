@@ -409,10 +409,11 @@ end
 local function check_header(raw, max_content_length)
     local value, kind, reason = loads_strict(raw)
     if value == nil then return nil, HEADER_VIOLATION[kind], "JSON header: " .. reason end
-    if json_type(value) ~= "obj" then
-        local python = { string = "str", num = value.float and "float" or "int", bool = "bool", null = "NoneType",
-            arr = "list" }
-        return nil, "header-not-object", "JSON header is a " .. python[json_type(value)] .. ", not an object"
+    local jtype = json_type(value)
+    if jtype ~= "obj" then
+        local python = { string = "str", bool = "bool", null = "NoneType", arr = "list",
+            num = jtype == "num" and value.float and "float" or "int" }
+        return nil, "header-not-object", "JSON header is a " .. python[jtype] .. ", not an object"
     end
     local map = value.map
     local missing = {}
@@ -775,6 +776,7 @@ local function message_length(tvb, pinfo, offset)
 end
 
 local function dissect_stream(tvb, pinfo, tree)
+    direction_state(pinfo) -- even a stream that never completes a prefix has an end-of-stream verdict
     dissect_tcp_pdus(tvb, tree, 2, message_length, dissect_message)
     return tvb:len()
 end
