@@ -50,17 +50,13 @@ class ServerConnections(RuleBasedStateMachine):
         self.server.start()
         self.live: list[Conn] = []
 
-    @initialize()
-    def started(self) -> None:
-        assert self.server.address[1] > 0
+    _batches = st.lists(lst.search_requests() | lst.messages(max_content_size=2000), min_size=1, max_size=5)
 
-    @rule(
-        target=connections,
-        requests=st.lists(
-            lst.search_requests() | lst.messages(max_content_size=2000), min_size=1, max_size=5
-        ),
-        data=st.data(),
-    )
+    @initialize(target=connections, requests=_batches, data=st.data())
+    def first_connection(self, requests: list[Message], data: st.DataObject) -> Conn:
+        return self.open_connection(requests, data)
+
+    @rule(target=connections, requests=_batches, data=st.data())
     def open_connection(self, requests: list[Message], data: st.DataObject) -> Conn:
         payload = b"".join(m.encode() for m in requests)
         chunks = data.draw(lst.chunkings(payload, max_chunks=8))
@@ -150,12 +146,12 @@ class ServerConnections(RuleBasedStateMachine):
             self.server.stop()
 
 
-# Each example starts a server and runs up to 15 steps over real sockets: a tenth of the
-# profile's examples (15 in ci, 300 in thorough) keeps the ci run to a few seconds.
+# Each example starts a server and runs up to 20 steps over real sockets: a fifth of the
+# profile's examples (30 in ci, 600 in thorough) keeps the ci run to a few seconds.
 ServerConnections.TestCase.settings = settings(
     ServerConnections.TestCase.settings,
-    max_examples=max(5, settings.default.max_examples // 10),
-    stateful_step_count=15,
+    max_examples=max(5, settings.default.max_examples // 5),
+    stateful_step_count=20,
     deadline=None,
 )
 TestServerConnections = ServerConnections.TestCase
