@@ -31,11 +31,15 @@ What happens when:
 
 Output is bounded: one call returns at most about ``max_pending_output``
 bytes (plus one response). When it stops early, ``backlog`` is True and the
-unanswered requests wait, decoded; the caller sends
-what it got and calls ``receive_data(b"")`` again once its send buffer has
-drained (and should stop reading meanwhile). With the default limit and the
-search application this only happens when one chunk of input holds several
-hundred KiB of small requests.
+unanswered requests wait, decoded; the caller sends what it got and calls
+``receive_data(b"")`` again once its send buffer has drained (and should stop
+reading meanwhile, or the backlog grows with its input). With the default
+limit and the search application this only happens when one chunk of input
+holds several hundred KiB of small requests.
+
+An application listed in :data:`harness.app.ENCODED_APPS` (the search
+application is) is answered through its direct encoder, which produces the
+same bytes as ``app(request).encode()`` without building the response message.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ class ServerConnection:
         self.closed = False
         #: The protocol error that closed the connection, if any.
         self.error: ProtocolError | None = None
-        #: True when a call stopped at ``max_pending_output`` with requests possibly left to answer.
+        #: True when a call stopped at ``max_pending_output`` with requests left to answer.
         self.backlog = False
         #: Requests answered so far (content errors and internal errors included).
         self.requests = 0
