@@ -42,7 +42,7 @@ def test_dissector_flags_every_violation_class_of_the_codec() -> None:
 def test_dissector_second_pass_sees_the_same_messages() -> None:
     """tshark -2 re-dissects every frame, as the GUI does when a packet is clicked."""
     require_tshark()
-    for name in ("07-pipelined", "13-violations", "16-out-of-order"):
+    for name in ("07-pipelined", "13-violations", "14-bad-content", "16-out-of-order", "18-other-port"):
         one = dissect(PCAPS / f"{name}.pcapng")
         two = dissect(PCAPS / f"{name}.pcapng", two_pass=True)
         assert_clean(two)
