@@ -105,5 +105,6 @@ def run_from_bytes(args: argparse.Namespace) -> int:
         print(f"harness pcap from-bytes: {exc}", file=sys.stderr)
         return 2
     frames = write_sessions(args.out, [session])
-    print(f"{args.out}: {len(data)} bytes in {len(chunks)} sends, {frames} frames")
+    sends = "1 send" if len(chunks) == 1 else f"{len(chunks)} sends"
+    print(f"{args.out}: {len(data)} bytes in {sends}, {frames} frames")
     return 0
