@@ -146,6 +146,7 @@ class ConnectionSnapshot:
     unsent_output: int  # bytes in the transport's write buffer
     reading_paused: bool
     closing: bool
+    nodelay: bool  # TCP_NODELAY on the socket (small answers are not held back by Nagle)
 
 
 # -- event loops ------------------------------------------------------------------
@@ -325,7 +326,14 @@ class _LpjsonProtocol(asyncio.Protocol):
             unsent_output=transport.get_write_buffer_size() if transport else 0,
             reading_paused=self._reading_paused,
             closing=self._closing,
+            nodelay=self._nodelay(),
         )
+
+    def _nodelay(self) -> bool:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
     # -- the work --------------------------------------------------------------
 
@@ -546,6 +554,10 @@ class Server:
                 log.info("accepting again after %d failed accept() calls", self._failed_accepts)
                 self._failed_accepts = 0
             sock.setblocking(False)
+            # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, which an
+            # accept() on a socket.create_server() listener is not: without it, Nagle holds
+            # back small pipelined answers until the peer's (delayed) ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = self.loop.create_task(self._attach(sock))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)

@@ -137,3 +137,11 @@ def test_server_listens_on_ipv6_loopback() -> None:
             assert [m.encode() for m in read_messages(sock, 2).messages] == [
                 expected_response(search("🐶"))
             ] * 2
+
+
+def test_server_sets_tcp_nodelay_on_every_connection(server: ReferenceServer) -> None:
+    with connect(server.address) as sock:
+        sock.sendall(search("ring").encode())
+        read_messages(sock, 1)
+        (snap,) = [s for s in server.snapshot() if s.peer.endswith(f":{sock.getsockname()[1]}")]
+        assert snap.nodelay
