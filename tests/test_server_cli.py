@@ -213,3 +213,22 @@ def test_request_error_message_from_the_server_is_reported(server: ReferenceServ
     assert result.stderr.startswith(
         "harness request: the server answered with an error: too-many-connections"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["request", "127.0.0.1", "70000", "search", "x"],
+        ["request", "127.0.0.1", "80", "search", "x", "--timeout", "-1"],
+        ["request", "127.0.0.1", "80", "search", "x", "--timeout", "nan"],
+        ["serve", "--port", "-1"],
+        ["serve", "--idle-timeout", "-5"],
+    ],
+)
+def test_cli_usage_errors_exit_2_before_touching_the_network(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
