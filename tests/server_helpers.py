@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness import Decoder, Message, ProtocolError
@@ -111,9 +112,8 @@ def wait_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
         data += chunk
 
 
-def wait_for(predicate: object, timeout: float = TIMEOUT, interval: float = 0.01) -> None:
-    """Poll ``predicate()`` until it is true (for server-side counters only)."""
-    assert callable(predicate)
+def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, interval: float = 0.01) -> None:
+    """Poll ``predicate()`` until it is true (for server-side state only: counters, log records)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
