@@ -5,6 +5,7 @@
     python benchmarks/bench_fuzz.py --only speed    # exec/s of both fuzzers vs a trivial target
     python benchmarks/bench_fuzz.py --only cost     # per-invariant cost, in process
     python benchmarks/bench_fuzz.py --only coverage --runs 200000 --seeds 1 2 3
+    python benchmarks/bench_fuzz.py --only coverage --seconds 60 --target server
 
 speed: each fuzzer in each mode for --speed-runs inputs (-print_final_stats=1), next to
   atheris on a trivial target (json.loads) measured in the same run: the ratio is
@@ -13,7 +14,8 @@ cost: the decoder invariants one at a time on a fixed corpus (the seeds plus
   structure-mutated variants), uninstrumented, as a ratio of a plain decode.
 coverage: libFuzzer's final cov: (edges) and ft: (features) for --bytes and
   --structure at the same -runs and -seed, each from an empty working corpus plus
-  the committed seeds; prints the Markdown table the README quotes.
+  the committed seeds; prints the Markdown table the README quotes. With --seconds,
+  at the same -max_total_time instead (same CPU budget, if the machine is idle).
 All runs happen in temporary directories: the checkout is not written to.
 """
 
@@ -74,9 +76,10 @@ def run_fuzzer(script: Path, args: list[str], cwd: Path, timeout: float = 3600) 
     return result
 
 
-def fuzz_args(tmp: Path, mode: str, runs: int, seed: int) -> list[str]:
+def fuzz_args(tmp: Path, mode: str, budget: str, seed: int) -> list[str]:
+    """``budget``: ``-runs=N`` or ``-max_total_time=S``."""
     work = Path(tempfile.mkdtemp(prefix=f"corpus-{mode}-{seed}-", dir=tmp))
-    return [f"--{mode}", f"-runs={runs}", f"-seed={seed}", f"-artifact_prefix={tmp}/", str(work), str(SEEDS)]
+    return [f"--{mode}", budget, f"-seed={seed}", f"-artifact_prefix={tmp}/", str(work), str(SEEDS)]
 
 
 # -- speed -------------------------------------------------------------------------
@@ -197,15 +200,15 @@ def bench_cost(n_mutants: int, repeat: int) -> None:
 # -- coverage ------------------------------------------------------------------------------
 
 
-def bench_coverage(target: str, runs: int, seeds: list[int]) -> None:
-    print(f"== fuzz_{target}.py: cov/ft after -runs={runs}, seeds {seeds}")
+def bench_coverage(target: str, budget: str, seeds: list[int]) -> None:
+    print(f"== fuzz_{target}.py: cov/ft after {budget}, seeds {seeds}")
     results: dict[str, list[dict[str, int]]] = {"bytes": [], "structure": []}
     with tempfile.TemporaryDirectory(prefix="bench-fuzz-") as name:
         tmp = Path(name)
         for seed in seeds:
             for mode in results:
                 start = time.monotonic()
-                result = run_fuzzer(TARGETS[target], fuzz_args(tmp, mode, runs, seed), tmp)
+                result = run_fuzzer(TARGETS[target], fuzz_args(tmp, mode, budget, seed), tmp)
                 result["seconds"] = round(time.monotonic() - start)
                 results[mode].append(result)
                 print(f"  seed {seed} --{mode:9}: {result}", flush=True)
@@ -214,7 +217,7 @@ def bench_coverage(target: str, runs: int, seeds: list[int]) -> None:
     def cpu_execs(row: dict[str, int]) -> float:
         return row["runs"] / (row["cpu_ms"] / 1000)  # start-up included: a slight underestimate
 
-    print(f"| fuzz_{target}.py, -runs={runs} | seed | cov | ft | corpus | exec/s (wall) | exec/s (CPU) |")
+    print(f"| fuzz_{target}.py, {budget} | seed | cov | ft | corpus | exec/s (wall) | exec/s (CPU) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for mode, rows in results.items():
         for seed, row in zip(seeds, rows, strict=True):
@@ -241,6 +244,7 @@ def main() -> int:
     )
     parser.add_argument("--only", choices=["speed", "cost", "coverage"], action="append")
     parser.add_argument("--runs", type=int, default=200_000, help="-runs for the coverage comparison")
+    parser.add_argument("--seconds", type=int, help="coverage: compare at -max_total_time instead of -runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument(
         "--target", choices=sorted(TARGETS), action="append", help="coverage: which fuzzer(s)"
@@ -257,7 +261,8 @@ def main() -> int:
         bench_cost(args.mutants, repeat=3)
     if "coverage" in parts:
         for target in args.target or ["decoder"]:
-            bench_coverage(target, args.runs, args.seeds)
+            budget = f"-max_total_time={args.seconds}" if args.seconds else f"-runs={args.runs}"
+            bench_coverage(target, budget, args.seeds)
     return 0
 
 
