@@ -503,6 +503,10 @@ def _expected_response(app: Callable[[Message], Message], request: Message) -> b
         return app(request).encode()
     except ContentError as error:
         return error_response(error).encode()
+    except Exception as exc:  # the server would answer internal-error: the application is broken
+        raise AssertionError(
+            f"the application raised {type(exc).__name__}: {exc!s:.200} on {request!r:.300}"
+        ) from exc
 
 
 def check_server_connection(
