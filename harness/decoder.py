@@ -29,7 +29,7 @@ from harness.errors import (
     ProtocolError,
     ZeroHeaderLength,
 )
-from harness.message import Message, check_header
+from harness.message import Message, _new_message, _set_content, _set_header, check_header
 from harness.strictjson import JSONViolation, loads_strict
 
 __all__ = ["DEFAULT_MAX_CONTENT_LENGTH", "Decoder", "DecoderState", "parse_header"]
@@ -46,6 +46,9 @@ _VIOLATIONS: dict[str, type[ProtocolError]] = {
 }
 _SCALARS = (str, int, float, bool, type(None))
 _fast_decode = msgspec.json.Decoder().decode
+#: Raw headers remembered per decoder, and the longest one remembered.
+_CACHED_HEADERS = 32
+_CACHED_HEADER_MAX = 256
 
 
 class DecoderState(enum.Enum):
@@ -146,6 +149,10 @@ class Decoder:
         self._need = 2
         # Whole messages that close() found buffered, for next_message().
         self._pending: deque[Message] = deque()
+        # parse_header's results for the raw headers this stream sent recently (a peer
+        # repeats a handful of headers): an exact memo of a pure function, bounded in
+        # entries and in key size, only for flat headers (a shallow copy is a full copy).
+        self._headers: dict[bytes, tuple[dict[str, Any], int]] = {}
 
     # -- introspection ----------------------------------------------------
 
@@ -210,10 +217,15 @@ class Decoder:
         if self._error is not None or self._state is DecoderState.CLOSED:
             self._refuse()
         buf = self._buf
-        if self._pos:
-            del buf[: self._pos]
-            self._base += self._pos
+        pos = self._pos
+        if pos:
+            del buf[:pos]
+            self._base += pos
             self._pos = 0
+        if not buf and type(data) is bytes and len(data) >= self._need:
+            # Nothing buffered (the usual case for a peer that sends whole messages):
+            # parse ``data`` where it is, and buffer only what is left of it.
+            return self._parse(-1, data)
         buf += data
         if len(buf) < self._need:
             # The piece being read is still incomplete: nothing to parse (a trickling
@@ -273,63 +285,92 @@ class Decoder:
         log.debug("decoder failed: %s", error)
         raise error
 
-    def _parse(self, limit: int) -> list[Message]:
-        """Consume up to ``limit`` whole messages (all of them when ``limit`` < 0)."""
+    def _parse(self, limit: int, data: bytes | None = None) -> list[Message]:
+        """Consume up to ``limit`` whole messages (all of them when ``limit`` < 0).
+
+        The messages come from the buffer, or from ``data`` when the buffer is
+        empty; what is left of ``data`` is then buffered.
+        """
         if self._error is not None:
             self._error.messages = []
             raise self._error
         messages: list[Message] = []
         buf = self._buf
+        direct = data is not None
+        # Slices of ``src`` are the raw headers and the contents: slices of ``data``
+        # are bytes already; the buffer's are copied out through a view (one copy
+        # each), released before the buffer can be resized again.
+        # (Typed Any: slicing it gives bytes either way once `direct` is accounted for.)
+        src: Any = data if data is not None else memoryview(buf)
         pos = self._pos
-        end = len(buf)
+        end = len(src)
+        base = self._base
         state = self._state
         PREFIX, HEADER, CONTENT = DecoderState.PREFIX, DecoderState.HEADER, DecoderState.CONTENT
         header_length = self._header_length
         header = self._header
         content_length = self._content_length
-        trusted = Message._trusted
-        # Contents are copied out through a view (one copy); the view is released before
-        # the buffer can be resized again.
-        view = memoryview(buf)
+        max_content_length = self.max_content_length
+        headers = self._headers
+        append = messages.append
         try:
             while limit:
                 if state is PREFIX:
                     if end - pos < 2:
                         break
-                    header_length = (buf[pos] << 8) | buf[pos + 1]
+                    header_length = (src[pos] << 8) | src[pos + 1]
                     if header_length == 0:
                         raise ZeroHeaderLength(
-                            "header length is 0: an empty header is not a JSON object", self._base + pos
+                            "header length is 0: an empty header is not a JSON object", base + pos
                         )
                     state = HEADER
                 if state is HEADER:
                     if end - pos < 2 + header_length:
                         break
-                    # A bytearray slice is one copy; bytes(buf[a:b]) would be two.
-                    header, content_length = parse_header(
-                        buf[pos + 2 : pos + 2 + header_length],
-                        self._base + pos,
-                        self.max_content_length,
-                    )
+                    raw = src[pos + 2 : pos + 2 + header_length]
+                    if not direct:
+                        raw = bytes(raw)
+                    known = headers.get(raw)
+                    if known is not None and known[1] <= max_content_length:
+                        # A header seen before on this stream: parse_header's result again,
+                        # in a dict of its own (Message.header is mutable).
+                        header = known[0].copy()
+                        content_length = known[1]
+                    else:
+                        header, content_length = parse_header(raw, base + pos, max_content_length)
+                        if header_length <= _CACHED_HEADER_MAX and all(
+                            type(value) in _SCALARS for value in header.values()
+                        ):
+                            if len(headers) >= _CACHED_HEADERS:
+                                headers.clear()
+                            headers[raw] = (header.copy(), content_length)
                     state = CONTENT
                 if state is CONTENT:
                     start = pos + 2 + header_length
                     stop = start + content_length
                     if end < stop:
                         break
-                    messages.append(trusted(header, bytes(view[start:stop])))
+                    content = src[start:stop]
+                    if not direct:
+                        content = bytes(content)
+                    # Message._trusted, inlined: the header was checked by parse_header.
+                    message = _new_message(Message)
+                    _set_header(message, header)
+                    _set_content(message, content)
+                    append(message)
                     pos = stop
                     state = PREFIX
                     limit -= 1
                 else:  # CLOSED: close() took everything there was
                     break
         except ProtocolError as error:
-            self._pos = pos
+            self._settle(pos, data)
             self._header_length = header_length
             self._fail(error, messages)
         finally:
-            view.release()
-        self._pos = pos
+            if data is None:
+                src.release()
+        self._settle(pos, data)
         self._state = state
         self._header_length = header_length
         self._header = header
@@ -341,3 +382,13 @@ class Decoder:
         else:
             self._need = 2 + header_length + content_length
         return messages
+
+    def _settle(self, pos: int, data: bytes | None) -> None:
+        """Record the parse position ``pos`` (in ``data`` when it was parsed in place)."""
+        if data is None:
+            self._pos = pos
+        else:  # the buffer was empty: keep the rest of data, from stream offset _base + pos
+            self._base += pos
+            self._pos = 0
+            if pos < len(data):
+                self._buf += memoryview(data)[pos:]

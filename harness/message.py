@@ -141,7 +141,7 @@ class Message:
     @classmethod
     def _trusted(cls, header: dict[str, Any], content: bytes) -> Message:
         """Build a message the decoder has already checked (skips validation)."""
-        message = _new_object(cls)
+        message = _new_message(cls)
         _set_header(message, header)
         _set_content(message, content)
         return message
@@ -288,6 +288,6 @@ class Message:
 
 # The slot descriptors of the frozen dataclass: setting through them skips the
 # frozen __setattr__ (the decoder builds one message per header it has checked).
-_new_object = object.__new__
+_new_message = object.__new__
 _set_header = Message.__dict__["header"].__set__
 _set_content = Message.__dict__["content"].__set__

@@ -1,0 +1,163 @@
+"""The decoder's and the search application's fast paths give exactly the slow paths' results.
+
+- The decoder remembers ``parse_header``'s result per raw header (a peer repeats
+  a handful of headers): every message still gets a header dict of its own, the
+  memo is bounded, and a header over a lowered limit is still refused.
+- A chunk that arrives while nothing is buffered is parsed in place (``bytes``
+  only; other buffer types go through the receive buffer): the messages, the
+  error and the decoder's introspection after every call are the same.
+- The response prefixes the fused search encoder remembers by length are bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from codec_helpers import decoder_outcome, split_at, typed_outcome
+from hypothesis import given
+from hypothesis import strategies as st
+from reference_decoder import decode_stream
+
+import harness.app
+import harness.decoder
+from harness import ContentTooLarge, Decoder, HeaderNotJSON, Message, ProtocolError
+from harness import strategies as lst
+from harness.app import ENCODED_APPS, encode_search_response, search_app
+
+REQUEST = Message.from_json({"action": "search", "value": "morpheus"})
+WIRE = REQUEST.encode()
+
+
+@st.composite
+def repetitive_streams(draw: st.DrawFn) -> bytes:
+    """A few distinct messages (flat and nested headers), repeated in any order, sometimes
+    followed by a repeated header that comes with a violation or is cut short."""
+    pool = draw(
+        st.lists(
+            lst.search_requests() | lst.messages(max_content_size=300),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    wires = [draw(lst.wire_messages(message))[1] for message in pool]
+    order = draw(st.lists(st.integers(0, len(wires) - 1), max_size=12))
+    data = b"".join(wires[i] for i in order)
+    tail = draw(st.sampled_from(["none", "cut", "garbage"]))
+    if tail == "cut":
+        data += wires[0][: draw(st.integers(1, len(wires[0]) - 1))]
+    elif tail == "garbage":
+        data += wires[0][:2] + b"x" * (len(wires[0]) - 2)
+    return data
+
+
+@given(repetitive_streams(), st.data())
+def test_codec_repeated_headers_decode_as_the_reference_decoder_says(data: bytes, draw: st.DataObject) -> None:
+    cuts = draw.draw(st.lists(st.integers(0, len(data)), max_size=8))
+    chunks = split_at(data, cuts)
+    expected = typed_outcome(decode_stream(data))
+    assert typed_outcome(decoder_outcome(chunks)) == expected
+    assert typed_outcome(decoder_outcome(chunks, api="next")) == expected
+
+
+def _introspect(decoder: Decoder) -> tuple[Any, ...]:
+    return (decoder.state, decoder.offset, decoder.buffered, decoder.bytes_needed)
+
+
+@given(repetitive_streams() | lst.streams().map(lambda s: s.data), st.data())
+def test_codec_bytes_parsed_in_place_match_the_buffered_path(data: bytes, draw: st.DataObject) -> None:
+    """``bytes`` chunks may be parsed in place; ``bytearray`` chunks always go through the
+    buffer: both give the same messages, error and introspection after every call."""
+    chunks = split_at(data, draw.draw(st.lists(st.integers(0, len(data)), max_size=8)))
+    in_place, buffered = Decoder(), Decoder()
+    for chunk in chunks:
+        results = []
+        for decoder, piece in ((in_place, chunk), (buffered, bytearray(chunk))):
+            try:
+                got = decoder.feed(piece)  # type: ignore[arg-type]
+            except ProtocolError as error:
+                results.append((type(error), error.offset, [(m.header, m.content) for m in error.messages]))
+            else:
+                assert all(type(m.content) is bytes for m in got)
+                results.append(([(m.header, m.content) for m in got],))
+        assert results[0] == results[1]
+        assert _introspect(in_place) == _introspect(buffered)
+        if in_place.error is not None:
+            break
+
+
+def test_codec_every_message_gets_a_header_dict_of_its_own() -> None:
+    decoder = Decoder()
+    first, second = decoder.feed(WIRE * 2)
+    assert first.header == second.header == REQUEST.header
+    assert first.header is not second.header
+    first.header["content-type"] = "changed"
+    second.header["x-added"] = 1
+    (third,) = decoder.feed(WIRE)
+    assert third.header == REQUEST.header
+
+
+def test_codec_headers_with_nested_values_are_not_shared() -> None:
+    message = Message.from_bytes(b"abc", extra_headers={"x-list": [1, {"a": 2}]})
+    first, second = Decoder().feed(message.encode() * 2)
+    assert first == second == message
+    assert first.header["x-list"] is not second.header["x-list"]
+    first.header["x-list"][1]["a"] = 3
+    assert second.header["x-list"] == [1, {"a": 2}]
+
+
+def test_codec_header_memo_is_bounded_in_entries_and_key_size() -> None:
+    decoder = Decoder()
+    stream = b"".join(Message.from_bytes(b"x" * n).encode() for n in range(200))
+    assert len(decoder.feed(stream)) == 200
+    assert 0 < len(decoder._headers) <= harness.decoder._CACHED_HEADERS
+    long = Message.from_bytes(b"", extra_headers={"x-pad": "p" * harness.decoder._CACHED_HEADER_MAX})
+    before = dict(decoder._headers)
+    assert decoder.feed(long.encode() * 2) == [long, long]
+    assert decoder._headers == before
+
+
+def test_codec_a_remembered_header_over_a_lowered_limit_is_refused() -> None:
+    decoder = Decoder()
+    assert decoder.feed(WIRE) == [REQUEST]
+    decoder.max_content_length = len(REQUEST.content) - 1
+    with pytest.raises(ContentTooLarge) as caught:
+        decoder.feed(WIRE)
+    assert caught.value.offset == len(WIRE)
+
+
+def test_codec_parse_header_failures_are_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = harness.decoder.parse_header
+
+    def counting(raw: bytes, *args: Any) -> tuple[dict[str, Any], int]:
+        calls.append(raw)
+        return real(raw, *args)
+
+    monkeypatch.setattr(harness.decoder, "parse_header", counting)
+    decoder = Decoder()
+    assert decoder.feed(WIRE * 3) == [REQUEST] * 3
+    assert len(calls) == 1  # the repeats came from the memo
+    bad = b"\x00\x03{x}"
+    for _ in range(2):
+        with pytest.raises(HeaderNotJSON):
+            Decoder().feed(bad)
+    assert calls[1:] == [b"{x}", b"{x}"]
+
+
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=30), st.integers(0, 3))
+def test_app_fused_encoder_is_exact_past_its_prefix_memo(values: list[str], remembered: int) -> None:
+    harness.app._JSON_PREFIXES.clear()
+    harness.app._BINARY_PREFIXES.clear()
+    saved = harness.app._PREFIXES_REMEMBERED
+    harness.app._PREFIXES_REMEMBERED = remembered
+    try:
+        requests = [Message.from_json({"action": "search", "value": v}) for v in values]
+        requests += [Message.from_bytes(v.encode()) for v in values]
+        for request in requests:
+            assert encode_search_response(request) == search_app(request).encode()
+        assert len(harness.app._JSON_PREFIXES) <= remembered
+        assert len(harness.app._BINARY_PREFIXES) <= remembered
+    finally:
+        harness.app._PREFIXES_REMEMBERED = saved
+    assert ENCODED_APPS[search_app] is encode_search_response
