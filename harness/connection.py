@@ -161,21 +161,31 @@ class ServerConnection:
         pending = self._pending
         out: list[bytes] = []
         if pending:
-            # The hot loop: one app call and one encode per request, nothing else.
-            respond = self._respond
+            # The hot loop: one call of the (encoding) application per request, nothing else.
+            encode = self._encode
+            append = out.append
             limit = self.max_pending_output
             debug = log.isEnabledFor(logging.DEBUG)
             size = 0
-            index = self._next
+            index = first = self._next
             count = len(pending)
-            while index < count and size < limit:
-                request = pending[index]
-                index += 1
-                response = respond(request)
-                if debug:
-                    self._log_request(request, response)
-                out.append(response)
-                size += len(response)
+            answered = self.requests
+            try:
+                while index < count and size < limit:
+                    request = pending[index]
+                    index += 1
+                    try:
+                        response = encode(request)
+                    except Exception as exc:
+                        self.requests = answered + index - first
+                        response = self._failed(request, exc)
+                    if debug:
+                        self.requests = answered + index - first
+                        self._log_request(request, response)
+                    append(response)
+                    size += len(response)
+            finally:
+                self.requests = answered + index - first
             if index < count:
                 self._next = index
                 self.backlog = True
@@ -188,14 +198,6 @@ class ServerConnection:
         elif self._eof:
             out.append(self._finish())
         return b"".join(out)
-
-    def _respond(self, request: Message) -> bytes:
-        """The encoded answer to one request (an error message if the application fails)."""
-        self.requests += 1
-        try:
-            return self._encode(request)
-        except Exception as exc:
-            return self._failed(request, exc)
 
     def _failed(self, request: Message, exc: Exception) -> bytes:
         """The answer to a request the application could not answer."""
