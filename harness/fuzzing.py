@@ -341,7 +341,7 @@ def _same_error(a: ProtocolError | None, b: ProtocolError | None) -> bool:
     return True
 
 
-def _check_frames(data: bytes, outcome: DecodeOutcome) -> list[bytes]:
+def _check_frames(data: bytes, outcome: DecodeOutcome, max_content_length: int) -> list[bytes]:
     """Each decoded message is exactly the next frame of ``data``, and the error is where they stop.
 
     The header of every frame is also read by the definitive strict reader: the
@@ -372,6 +372,11 @@ def _check_frames(data: bytes, outcome: DecodeOutcome) -> list[bytes]:
             raise AssertionError(
                 f"message {i} at offset {pos}: decoded header {message.header!r:.300} differs from "
                 f"the strict reading {strict!r:.300}"
+            )
+        if len(message.content) > max_content_length:
+            raise AssertionError(
+                f"message {i} at offset {pos}: {len(message.content)} content bytes accepted over the "
+                f"limit of {max_content_length}"
             )
         frames.append(data[pos:end])
         pos = end
@@ -457,7 +462,8 @@ def check_decoder(
     - ``data`` split at ``cuts`` gives the same messages, error class, offset and reason
       as ``data`` fed whole (through ``feed()``, or ``receive_data()``/``next_message()``
       with ``stepwise``);
-    - each message is the next frame of the stream, its header as the strict reader reads it;
+    - each message is the next frame of the stream, its header as the strict reader reads it,
+      its content within ``max_content_length``;
     - every decoded message re-encodes to bytes that decode to an equal message;
     - ``close()`` agrees with what is left in the buffer; a failed decoder stays failed;
     - ``Message.json()`` on a ``text/json`` message raises nothing but ``ContentError``.
@@ -472,7 +478,7 @@ def check_decoder(
                 f"fed whole: {whole.summary()}; split at {cuts[:20]} "
                 f"({'stepwise' if stepwise else 'feed'}): {parts.summary()}"
             )
-    frames = _check_frames(data, whole)
+    frames = _check_frames(data, whole, max_content_length)
     checked: set[bytes] = set()  # the same frame decodes to the same message: check it once
     for i, message in enumerate(whole.messages):
         if frames[i] in checked:

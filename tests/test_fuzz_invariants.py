@@ -255,3 +255,17 @@ def test_crossover_splices_whole_messages() -> None:
         assert (out.deltas, out.flags) == (b"\x03", FLAG_ALTERNATE)
         frames, _tail = parse_frames(out.payload)
         assert WIRE_VECTORS["vector-request-binary"] in [f.raw for f in frames]
+
+
+def test_check_decoder_fails_when_the_content_limit_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = harness.decoder.parse_header
+
+    def parse_header(
+        raw: bytes, offset: int = 0, max_content_length: int = 0
+    ) -> tuple[dict[str, object], int]:
+        return real(raw, offset, 1 << 30)
+
+    monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
+    check_decoder(REQUEST, [], max_content_length=41)
+    with pytest.raises(AssertionError, match="41 content bytes accepted over the limit of 40"):
+        check_decoder(REQUEST, [], max_content_length=40)
