@@ -7,9 +7,14 @@ import json
 import math
 import resource
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.load import MODES, LoadConfig, LoadResult, LoadStatus, ServerProcess, run_load
+# harness.load is imported when the command runs, so that `harness` itself starts without it.
+if TYPE_CHECKING:
+    from harness.load import LoadResult, LoadStatus, ServerProcess
+
+#: harness.load.MODES (tests/test_cli_startup.py checks that they agree).
+MODES = ("pipeline", "connect-per-request")
 
 DESCRIPTION = """\
 Open CONNECTIONS connections to HOST PORT, keep DEPTH requests in flight on each (the
@@ -91,6 +96,8 @@ def _report(result: LoadResult, args: argparse.Namespace, started_server: bool) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.load import LoadConfig, ServerProcess, run_load
+
     if (args.host is None) != (args.port is None):
         print("harness load: give both HOST and PORT, or neither", file=sys.stderr)
         return 2

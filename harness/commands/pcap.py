@@ -7,8 +7,11 @@ import itertools
 import sys
 from pathlib import Path
 
-from harness.pcap import CLIENT, DEFAULT_SERVER_PORT, Send, Session, write_sessions
-from harness.samples import conversation, samples, write_samples
+# harness.pcap and harness.samples (scapy: ~140 ms and tens of MB) are imported by the
+# commands that use them, so that `harness` itself starts without them.
+
+#: harness.pcap.DEFAULT_SERVER_PORT (tests/test_cli_startup.py checks that they agree).
+DEFAULT_SERVER_PORT = 65432
 
 FROM_BYTES_DESCRIPTION = """\
 Write FILE (a fuzzer crash, a Hypothesis failure, any byte stream; - for stdin) as the
@@ -62,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_samples(args: argparse.Namespace) -> int:
+    from harness.samples import samples, write_samples
+
     paths = write_samples(args.out)
     for path, sample in zip(paths, samples(), strict=True):
         print(f"{path}: {sample.title}")
@@ -88,6 +93,9 @@ def split(data: bytes, chunk: int | None, cuts: str | None) -> list[bytes]:
 
 
 def run_from_bytes(args: argparse.Namespace) -> int:
+    from harness.pcap import CLIENT, Send, Session, write_sessions
+    from harness.samples import conversation
+
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:

@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.probe.checks import CHECKS, Check
-from harness.probe.report import format_progress, format_table, rerun_command, to_json, write_captures
-from harness.probe.runner import CheckResult, Target, reachable, run_checks
+# The probe's modules (hypothesis, scapy) are imported when the command runs, so that
+# `harness` itself starts without them.
+if TYPE_CHECKING:
+    from harness.probe.checks import Check
+    from harness.probe.runner import Target
 
 DESCRIPTION = """\
 Check a server that claims to speak lpjson (PROTOCOL.md) and give a verdict, check by
@@ -63,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _select(names: list[str]) -> list[Check] | str:
+    from harness.probe.checks import CHECKS
+
     if not names:
         return list(CHECKS)
     known = {check.name: check for check in CHECKS}
@@ -73,6 +78,9 @@ def _select(names: list[str]) -> list[Check] | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.probe.checks import CHECKS
+    from harness.probe.runner import Target
+
     if args.list:
         width = max(len(check.name) for check in CHECKS)
         for check in CHECKS:
@@ -98,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int:
+    from harness.probe.report import format_progress, format_table, rerun_command, to_json, write_captures
+    from harness.probe.runner import CheckResult, reachable, run_checks
+
     why = reachable(target, max(1.0, 2.0 * args.timeout))
     if why is not None:
         print(f"harness probe: cannot connect to {target}: {why}", file=sys.stderr)

@@ -1,0 +1,45 @@
+"""The ``harness`` command starts without its subcommands' heavy dependencies.
+
+Each command module imports what it needs (hypothesis, scapy, the load generator)
+when its command runs; ``register()`` only builds the parser. A constant a parser
+needs is repeated in the command module, and checked here against its source.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import harness.commands.load
+import harness.commands.pcap
+import harness.load
+import harness.pcap
+
+HEAVY = ["hypothesis", "scapy", "harness.load", "harness.pcap", "harness.probe", "harness.strategies"]
+
+
+def _modules_after(code: str) -> list[str]:
+    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_cli_parser_imports_no_heavy_dependency() -> None:
+    loaded = _modules_after("from harness.cli import build_parser\nbuild_parser()")
+    assert "harness.commands.probe" in loaded and "harness.commands.pcap" in loaded
+    assert [name for name in loaded if name.split(".")[0] in HEAVY or name in HEAVY] == []
+
+
+def test_cli_serve_parses_without_heavy_dependencies() -> None:
+    loaded = _modules_after(
+        "from harness.cli import build_parser\n"
+        "args = build_parser().parse_args(['serve', '--port', '0'])\n"
+        "assert args.func.__module__ == 'harness.commands.serve'"
+    )
+    assert [name for name in loaded if name.split(".")[0] in ("hypothesis", "scapy")] == []
+
+
+def test_cli_constants_repeated_in_command_modules_agree_with_their_source() -> None:
+    assert harness.commands.pcap.DEFAULT_SERVER_PORT == harness.pcap.DEFAULT_SERVER_PORT
+    assert harness.commands.load.MODES == harness.load.MODES
