@@ -16,6 +16,19 @@ interleaved for ``--rounds`` rounds (other processes on a 2-core machine make si
 noisy) and the median of the rounds is reported, with the generator's and the server's
 CPU use (a generator near 100% would mean the generator, not the server, is the limit).
 
+The generator sends the search application's requests in turn (the four searches of
+PROTOCOL.md, hits and a miss, and a binary request), so no figure rests on one repeated
+request. Two ratios against the echo ceiling come out of the same run:
+
+- **requests/s**: what this generator gets from each server on this machine. Whoever is
+  short of CPU sets each rate (the echo server needs so little that the generator, or
+  the share of the CPUs other processes leave, usually sets its rate), so this ratio says
+  as much about the generator and the machine as about the server;
+- **per server CPU-second**: answers per second of the server's own CPU (read from
+  /proc), i.e. the inverse ratio of what each server spends per answered request. It
+  does not depend on who is the bottleneck, and is the requests/s ratio the two servers
+  would show with a core each and a generator that cost nothing.
+
     python benchmarks/bench_server.py [-c 50] [-d 10] [--duration 3] [--rounds 3] [--json]
 """
 
@@ -82,6 +95,8 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def measure(setup: Setup, server: ServerProcess, args: argparse.Namespace) -> Sample:
+    """One run of the generator against ``server``; CPU shares over the run's whole window
+    (warm-up included: the load is the same throughout it)."""
     host, port = server.address or ("127.0.0.1", 0)
     config = LoadConfig(
         host,
@@ -167,6 +182,18 @@ def main() -> int:
                 "per_server_cpu_s": round(
                     statistics.median(s.result.requests_per_second / max(s.server_cpu, 1e-9) for s in runs)
                 ),
+                "server_us_per_request": round(
+                    statistics.median(s.server_cpu / max(s.result.requests_per_second, 1e-9) for s in runs)
+                    * 1e6,
+                    2,
+                ),
+                "generator_us_per_request": round(
+                    statistics.median(
+                        s.generator_cpu / max(s.result.requests_per_second, 1e-9) for s in runs
+                    )
+                    * 1e6,
+                    2,
+                ),
             }
         )
 
@@ -198,11 +225,14 @@ def main() -> int:
           f"median of {args.rounds} rounds (generator: harness.load, "
           f"{'uvloop' if args.generator_uvloop else 'asyncio'})\n")
     print(f"{'server':13} {'loop':8} {'mode':20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'gen cpu':>7} {'srv cpu':>7} {'req/srv-cpu-s':>13}")
+          f"{'errors':>6} {'gen cpu':>7} {'srv cpu':>7} {'gen us/req':>10} {'srv us/req':>10} "
+          f"{'req/srv-cpu-s':>13}")
     for row in rows:
         print(f"{row['server']:13} {row['loop']:8} {row['mode']:20} {row['requests_per_s']:>10,} "
               f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['errors']:>6} "
-              f"{row['generator_cpu']:>7.0%} {row['server_cpu']:>7.0%} {row['per_server_cpu_s']:>13,}")
+              f"{row['generator_cpu']:>7.0%} {row['server_cpu']:>7.0%} "
+              f"{row['generator_us_per_request']:>10.2f} {row['server_us_per_request']:>10.2f} "
+              f"{row['per_server_cpu_s']:>13,}")
     print()
     for name, value in ratios.items():
         target = ""
@@ -211,6 +241,14 @@ def main() -> int:
         elif name.startswith("reference/connect"):
             target = "  (target >= 10)"
         print(f"{name:48} {value:6.2f}x{target}")
+    print(
+        "\nreference/echo: requests/s with this generator on this machine; whoever is short of CPU\n"
+        "  (the generator, or the CPU share other processes leave, for the echo server) sets each rate.\n"
+        "per server CPU-second: answers per second of server CPU (srv us/req inverted): the cost ratio,\n"
+        "  whoever is the bottleneck; the requests/s ratio with a core per server and a free generator.\n"
+        "reference/connect-per-request: pipelined keep-alive connections against a new connection\n"
+        "  per request (the guide's client pattern), same server, same generator."
+    )
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs "
           f"(started at {load_before[0]:.2f}): other processes competing for the CPUs lower every "
