@@ -37,17 +37,28 @@ reading meanwhile, or the backlog grows with its input). With the default
 limit and the search application this only happens when one chunk of input
 holds several hundred KiB of small requests.
 
-An application listed in :data:`harness.app.ENCODED_APPS` (the search
+An application listed in :data:`harness.app.PAIR_ENCODED_APPS` (the search
 application is) is answered through its direct encoder, which produces the
-same bytes as ``app(request).encode()`` without building the response message.
+same bytes as ``app(request).encode()`` from the request's header and content,
+without building either message; other applications get a :class:`Message`
+of their own for every request.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from harness.app import ENCODED_APPS, INTERNAL_ERROR, App, error_message, error_response, search_app
+from harness.app import (
+    ENCODED_APPS,
+    INTERNAL_ERROR,
+    PAIR_ENCODED_APPS,
+    App,
+    error_message,
+    error_response,
+    search_app,
+)
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder
 from harness.errors import ContentError, IncompleteMessage, ProtocolError
 from harness.message import Message
@@ -79,13 +90,15 @@ class ServerConnection:
         if max_pending_output < 1:
             raise ValueError("max_pending_output must be >= 1")
         self.app = app
-        fast = ENCODED_APPS.get(app)
-        self._encode: Callable[[Message], bytes] = fast if fast is not None else (lambda r: app(r).encode())
+        self._encode = _pair_encoder(app)
         self.max_pending_output = max_pending_output
         self.name = name
+        # The decoder hands over (header, content) pairs; a header may be the decoder's
+        # memo's own dict, so nothing here modifies one (_request() copies it).
         self._decoder = Decoder(max_content_length)
+        self._decoder._pairs = True
         self._eof = False
-        self._pending: list[Message] = []  # decoded, not yet answered (from index _next on)
+        self._pending: list[_Request] = []  # decoded, not yet answered (from index _next on)
         self._next = 0
         self._violation: ProtocolError | None = None  # found by the decoder, reported after _pending
         #: True once the connection must be closed after sending what was returned.
@@ -133,14 +146,14 @@ class ServerConnection:
                 raise RuntimeError("receive_data() after receive_eof(): the peer cannot send after EOF")
             if self._violation is None:
                 try:
-                    messages = self._decoder.feed(data)
+                    messages: list[_Request] = self._decoder.feed(data)  # type: ignore[assignment]
                     if self._pending:
                         self._pending.extend(messages)
                     else:
                         self._pending = messages
                 except ProtocolError as error:
                     # Answer what came before the violation, then report it.
-                    self._pending.extend(error.messages)
+                    self._pending.extend(error.messages)  # type: ignore[arg-type]  # pairs
                     self._violation = error
         return self._answer()
 
@@ -172,16 +185,16 @@ class ServerConnection:
             answered = self.requests
             try:
                 while index < count and size < limit:
-                    request = pending[index]
+                    header, content = pending[index]
                     index += 1
                     try:
-                        response = encode(request)
+                        response = encode(header, content)
                     except Exception as exc:
                         self.requests = answered + index - first
-                        response = self._failed(request, exc)
+                        response = self._failed(_request(header, content), exc)
                     if debug:
                         self.requests = answered + index - first
-                        self._log_request(request, response)
+                        self._log_request(_request(header, content), response)
                     append(response)
                     size += len(response)
             finally:
@@ -244,3 +257,23 @@ class ServerConnection:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("eof" if self._eof else "open")
         return f"<ServerConnection {self.name} {state} requests={self.requests} buffered={self.buffered}>"
+
+
+#: A decoded request, as the decoder hands it over: its header (not to be modified) and content.
+_Request = tuple[dict[str, Any], bytes]
+
+
+def _request(header: dict[str, Any], content: bytes) -> Message:
+    """The :class:`Message` of a decoded request, with a header dict of its own."""
+    return Message._trusted(header.copy(), content)
+
+
+def _pair_encoder(app: App) -> Callable[[dict[str, Any], bytes], bytes]:
+    """``app``'s encoded answer to a request given as (header, content)."""
+    pair = PAIR_ENCODED_APPS.get(app)
+    if pair is not None:
+        return pair
+    fast = ENCODED_APPS.get(app)
+    if fast is not None:
+        return lambda header, content: fast(_request(header, content))
+    return lambda header, content: app(_request(header, content)).encode()

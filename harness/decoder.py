@@ -153,6 +153,10 @@ class Decoder:
         # repeats a handful of headers): an exact memo of a pure function, bounded in
         # entries and in key size, only for flat headers (a shallow copy is a full copy).
         self._headers: dict[bytes, tuple[dict[str, Any], int]] = {}
+        # Private mode for ServerConnection: feed() and error.messages give (header, content)
+        # pairs instead of Message objects, and a header read again from the memo is the
+        # memo's own dict, shared: the caller must not modify it.
+        self._pairs = False
 
     # -- introspection ----------------------------------------------------
 
@@ -312,6 +316,7 @@ class Decoder:
         content_length = self._content_length
         max_content_length = self.max_content_length
         headers = self._headers
+        pairs = self._pairs
         append = messages.append
         try:
             while limit:
@@ -334,7 +339,7 @@ class Decoder:
                     if known is not None and known[1] <= max_content_length:
                         # A header seen before on this stream: parse_header's result again,
                         # in a dict of its own (Message.header is mutable).
-                        header = known[0].copy()
+                        header = known[0] if pairs else known[0].copy()
                         content_length = known[1]
                     else:
                         header, content_length = parse_header(raw, base + pos, max_content_length)
@@ -353,11 +358,14 @@ class Decoder:
                     content = src[start:stop]
                     if not direct:
                         content = bytes(content)
-                    # Message._trusted, inlined: the header was checked by parse_header.
-                    message = _new_message(Message)
-                    _set_header(message, header)
-                    _set_content(message, content)
-                    append(message)
+                    if pairs:
+                        append((header, content))  # type: ignore[arg-type]
+                    else:
+                        # Message._trusted, inlined: the header was checked by parse_header.
+                        message = _new_message(Message)
+                        _set_header(message, header)
+                        _set_content(message, content)
+                        append(message)
                     pos = stop
                     state = PREFIX
                     limit -= 1

@@ -21,7 +21,8 @@ HEAVY = ["hypothesis", "scapy", "harness.load", "harness.pcap", "harness.probe",
 
 def _modules_after(code: str) -> list[str]:
     probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    command = [sys.executable, "-c", probe]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     return list(json.loads(out.stdout.splitlines()[-1]))
 
 

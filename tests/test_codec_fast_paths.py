@@ -7,10 +7,13 @@
   only; other buffer types go through the receive buffer): the messages, the
   error and the decoder's introspection after every call are the same.
 - The response prefixes the fused search encoder remembers by length are bounded.
+- ServerConnection takes (header, content) pairs from the decoder (the header may be
+  the memo's own dict): an application still gets a request of its own.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -21,9 +24,17 @@ from reference_decoder import decode_stream
 
 import harness.app
 import harness.decoder
-from harness import ContentTooLarge, Decoder, HeaderNotJSON, Message, ProtocolError
+from harness import (
+    ContentError,
+    ContentTooLarge,
+    Decoder,
+    HeaderNotJSON,
+    Message,
+    ProtocolError,
+    ServerConnection,
+)
 from harness import strategies as lst
-from harness.app import ENCODED_APPS, encode_search_response, search_app
+from harness.app import ENCODED_APPS, encode_search_response, error_response, search_app
 
 REQUEST = Message.from_json({"action": "search", "value": "morpheus"})
 WIRE = REQUEST.encode()
@@ -52,7 +63,9 @@ def repetitive_streams(draw: st.DrawFn) -> bytes:
 
 
 @given(repetitive_streams(), st.data())
-def test_codec_repeated_headers_decode_as_the_reference_decoder_says(data: bytes, draw: st.DataObject) -> None:
+def test_codec_repeated_headers_decode_as_the_reference_decoder_says(
+    data: bytes, draw: st.DataObject
+) -> None:
     cuts = draw.draw(st.lists(st.integers(0, len(data)), max_size=8))
     chunks = split_at(data, cuts)
     expected = typed_outcome(decode_stream(data))
@@ -161,3 +174,54 @@ def test_app_fused_encoder_is_exact_past_its_prefix_memo(values: list[str], reme
     finally:
         harness.app._PREFIXES_REMEMBERED = saved
     assert ENCODED_APPS[search_app] is encode_search_response
+
+
+# -- ServerConnection takes (header, content) pairs from the decoder -------------------------
+
+
+def test_connection_app_that_modifies_its_request_cannot_touch_the_next_one() -> None:
+    def nosy(request: Message) -> Message:
+        seen = dict(request.header)
+        request.header["content-type"] = "scribbled"
+        request.header.clear()
+        return Message.from_json(seen)
+
+    conn = ServerConnection(nosy)
+    answers = Decoder().feed(conn.receive_data(WIRE * 3) + conn.receive_data(WIRE))
+    assert [a.json() for a in answers] == [REQUEST.header] * 4
+
+
+def test_connection_uses_an_apps_message_encoder_when_it_has_no_pair_encoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def app(request: Message) -> Message:
+        return Message.from_bytes(request.content[::-1])
+
+    def fast(request: Message) -> bytes:
+        request.header.clear()  # its own copy
+        return app(request).encode()
+
+    monkeypatch.setitem(ENCODED_APPS, app, fast)
+    conn = ServerConnection(app)
+    out = conn.receive_data(WIRE * 2)
+    assert out == app(REQUEST).encode() * 2 and conn.requests == 2
+
+
+def test_connection_debug_log_and_failures_name_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    bad = Message.from_bytes(b"\xff", content_type="text/json", encoding="utf-8")
+    conn = ServerConnection(name="peer-y")
+    with caplog.at_level(logging.DEBUG, logger="harness.connection"):
+        out = conn.receive_data(WIRE + bad.encode() + WIRE)
+    assert out == encode_search_response(REQUEST) + error_response_for(bad) + encode_search_response(REQUEST)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("request 2: bad content" in line for line in lines)
+    assert any(line.startswith("peer-y: request 3: text/json") for line in lines)
+    assert (conn.requests, conn.request_errors) == (3, 1)
+
+
+def error_response_for(request: Message) -> bytes:
+    try:
+        search_app(request)
+    except ContentError as error:
+        return error_response(error).encode()
+    raise AssertionError("expected a content error")
