@@ -711,6 +711,11 @@ def _valid_seed_messages() -> Iterator[tuple[str, bytes]]:
             extra_headers={"x-id": 7, "x-trace": ["a", {"b": None}], "x-ratio": 0.5, "x-flag": False},
         ).encode(),
     )
+    # More distinct headers than a decoder remembers per stream (its header memo holds 32).
+    yield (
+        "many-distinct-headers",
+        b"".join(Message.from_bytes(b"", content_type=f"t{i}", encoding="b").encode() for i in range(34)),
+    )
     yield (
         "compact-header",
         (
