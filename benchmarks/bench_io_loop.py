@@ -5,8 +5,11 @@ Two parts, one run:
 
 1. **sans-IO**, in this process, CPU time (``time.process_time``) per request for the
    generator's request mix (four searches and a binary request) fed 10 requests per
-   chunk: the decoder alone, the search application alone, the encoder alone, and the
-   whole :class:`harness.ServerConnection` (decoder + application + encoder + bookkeeping);
+   chunk: the decoder alone, the search application alone, the encoder alone (the public
+   API's path), the same two steps the way ``ServerConnection`` takes them (the decoder
+   handing over (header, content) pairs, the search application's direct encoder), and
+   the whole :class:`harness.ServerConnection` (decoder + application + encoder +
+   bookkeeping);
 2. **the server**, ``harness serve`` in a child process on asyncio and on uvloop, loaded
    by ``harness.load`` (50 connections, pipeline depth 10): the server process's CPU
    seconds (from ``/proc``) per answered request. CPU per request is robust to other
@@ -28,7 +31,7 @@ import time
 from collections.abc import Callable
 
 from harness import Decoder, Message, ServerConnection
-from harness.app import search_app
+from harness.app import PAIR_ENCODED_APPS, search_app
 from harness.load import LoadConfig, ServerProcess, run_load
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,11 +56,19 @@ def sans_io(chunks: int) -> dict[str, float]:
     decoded = Decoder().feed(CHUNK)
     responses = [search_app(m) for m in decoded]
     decoder = Decoder()
+    pairs_decoder = Decoder()
+    pairs_decoder._pairs = True  # as ServerConnection uses it
+    pair_encode = PAIR_ENCODED_APPS[search_app]
+    pairs = [(m.header, m.content) for m in decoded]
     connection = ServerConnection()
     return {
         "decoder (Decoder.feed)": cpu_per_request(lambda: decoder.feed(CHUNK), chunks),
         "application (search_app)": cpu_per_request(lambda: [search_app(m) for m in decoded], chunks),
         "encoder (Message.encode)": cpu_per_request(lambda: [r.encode() for r in responses], chunks),
+        "decoder, pairs (the server's)": cpu_per_request(lambda: pairs_decoder.feed(CHUNK), chunks),
+        "app + encoder, direct (server's)": cpu_per_request(
+            lambda: [pair_encode(h, c) for h, c in pairs], chunks
+        ),
         "ServerConnection.receive_data": cpu_per_request(lambda: connection.receive_data(CHUNK), chunks),
     }
 
