@@ -33,6 +33,7 @@ __all__ = [
     "MAX_DELTAS",
     "SMALL_MAX_CONTENT_LENGTH",
     "SMALL_MAX_PENDING_OUTPUT",
+    "CheckMemo",
     "DecodeOutcome",
     "FuzzInput",
     "check_decoder",
@@ -155,6 +156,57 @@ def _describe(error: BaseException | None) -> str:
 
 
 # -- the decoder ----------------------------------------------------------------
+
+
+@dataclass
+class CheckMemo:
+    """What the decoder checks derived from bytes alone, kept across the inputs of one process.
+
+    Both are pure functions of their key, so remembering them drops no check: every input is
+    still decoded whole and split and every message compared with the strict reading of its
+    frame; only work whose result is already known is skipped. libFuzzer mutates a few hundred
+    corpus entries over and over, so most frames and headers of an input were seen before.
+    Bounded: a full table is emptied.
+
+    - ``strict``: raw header -> :func:`loads_strict`'s reading of it, or its ``JSONViolation``
+      (the reference the decoder's header is compared with);
+    - ``frames``: ``(frame, max_content_length)`` whose message passed the round-trip and
+      ``Message.json()`` checks. A frame's message is determined by the frame: its header is
+      checked equal (types and key order included) to the strict reading of the frame's raw
+      header and its content equal to the frame's content bytes before it is looked up here.
+
+    Only for a fixed code under test (a fuzzing process): a test that patches the codec between
+    two checks must not share one (:func:`check_decoder` uses none unless given one).
+    """
+
+    limit: int = 4096
+    strict: dict[bytes, Any] = field(default_factory=dict)
+    frames: set[tuple[bytes, int]] = field(default_factory=set)
+
+    def strict_reading(self, raw: bytes) -> Any:
+        """``loads_strict(raw)``, or the ``JSONViolation`` it raises (returned, not raised)."""
+        try:
+            return self.strict[raw]
+        except KeyError:
+            pass
+        reading: Any
+        try:
+            reading = loads_strict(raw)
+        except JSONViolation as exc:
+            reading = exc
+        if len(self.strict) >= self.limit:
+            self.strict.clear()
+        self.strict[raw] = reading
+        return reading
+
+    def add_frame(self, key: tuple[bytes, int]) -> None:
+        if len(self.frames) >= self.limit:
+            self.frames.clear()
+        self.frames.add(key)
+
+
+#: The memo of :func:`check_decoder_input` (the fuzzer's target).
+_FUZZ_MEMO = CheckMemo()
 
 
 @dataclass
@@ -341,7 +393,9 @@ def _same_error(a: ProtocolError | None, b: ProtocolError | None) -> bool:
     return True
 
 
-def _check_frames(data: bytes, outcome: DecodeOutcome, max_content_length: int) -> list[bytes]:
+def _check_frames(
+    data: bytes, outcome: DecodeOutcome, max_content_length: int, memo: CheckMemo
+) -> list[bytes]:
     """Each decoded message is exactly the next frame of ``data``, and the error is where they stop.
 
     The header of every frame is also read by the definitive strict reader: the
@@ -349,7 +403,6 @@ def _check_frames(data: bytes, outcome: DecodeOutcome, max_content_length: int) 
     included). Returns each message's frame (its bytes in ``data``).
     """
     frames: list[bytes] = []
-    strict_headers: dict[bytes, Any] = {}  # pipelined inputs repeat headers; read each once
     pos = 0
     for i, message in enumerate(outcome.messages):
         header_length = int.from_bytes(data[pos : pos + 2], "big")
@@ -358,16 +411,12 @@ def _check_frames(data: bytes, outcome: DecodeOutcome, max_content_length: int) 
         end = start + len(message.content)
         if data[start:end] != message.content:
             raise AssertionError(f"message {i}: its content is not the bytes at offset {start}")
-        if raw in strict_headers:
-            strict = strict_headers[raw]
-        else:
-            try:
-                strict = strict_headers[raw] = loads_strict(raw)
-            except JSONViolation as exc:
-                raise AssertionError(
-                    f"message {i} at offset {pos}: the decoder accepted a header the strict reader "
-                    f"rejects ({exc.kind}: {exc.reason}): {raw[:200]!r}"
-                ) from None
+        strict = memo.strict_reading(raw)  # pipelined inputs repeat headers: read each once
+        if isinstance(strict, JSONViolation):
+            raise AssertionError(
+                f"message {i} at offset {pos}: the decoder accepted a header the strict reader "
+                f"rejects ({strict.kind}: {strict.reason}): {raw[:200]!r}"
+            )
         if not _same(strict, message.header, ordered=True):
             raise AssertionError(
                 f"message {i} at offset {pos}: decoded header {message.header!r:.300} differs from "
@@ -455,6 +504,7 @@ def check_decoder(
     *,
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
     stepwise: bool = False,
+    memo: CheckMemo | None = None,
 ) -> None:
     """Check every decoder invariant on ``data``; raise :class:`AssertionError` on a violation.
 
@@ -467,7 +517,12 @@ def check_decoder(
     - every decoded message re-encodes to bytes that decode to an equal message;
     - ``close()`` agrees with what is left in the buffer; a failed decoder stays failed;
     - ``Message.json()`` on a ``text/json`` message raises nothing but ``ContentError``.
+
+    ``memo`` (see :class:`CheckMemo`) carries what earlier inputs already established; by
+    default this input gets a fresh one.
     """
+    if memo is None:
+        memo = CheckMemo()
     whole = decode_outcome(data, max_content_length)
     chunks = split(data, cuts)
     if len(chunks) > 1 or stepwise:
@@ -478,14 +533,14 @@ def check_decoder(
                 f"fed whole: {whole.summary()}; split at {cuts[:20]} "
                 f"({'stepwise' if stepwise else 'feed'}): {parts.summary()}"
             )
-    frames = _check_frames(data, whole, max_content_length)
-    checked: set[bytes] = set()  # the same frame decodes to the same message: check it once
+    frames = _check_frames(data, whole, max_content_length, memo)
     for i, message in enumerate(whole.messages):
-        if frames[i] in checked:
+        key = (frames[i], max_content_length)
+        if key in memo.frames:  # the same frame decodes to the same message: check it once
             continue
-        checked.add(frames[i])
         _check_round_trip(message, frames[i], i, max_content_length)
         _check_content(message, i)
+        memo.add_frame(key)
 
 
 def check_decoder_input(data: bytes) -> None:
@@ -496,6 +551,7 @@ def check_decoder_input(data: bytes) -> None:
         fuzz.cuts,
         max_content_length=fuzz.max_content_length,
         stepwise=bool(fuzz.flags & FLAG_ALTERNATE),
+        memo=_FUZZ_MEMO,
     )
 
 

@@ -23,6 +23,7 @@ from harness.fuzzing import (
     FLAG_SMALL_LIMITS,
     MAX_CUTS,
     WIRE_VECTORS,
+    CheckMemo,
     FuzzInput,
     check_decoder,
     check_decoder_input,
@@ -150,6 +151,35 @@ def test_check_decoder_fails_when_the_fast_path_disagrees_with_the_strict_reader
     monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
     with pytest.raises(AssertionError, match="differs from the strict reading"):
         check_decoder(REQUEST, [])
+
+
+def test_a_shared_memo_skips_known_results_but_still_compares_every_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memo = CheckMemo()
+    check_decoder(REQUEST + REQUEST, [], memo=memo)
+    raw_header = REQUEST[2:105]
+    assert set(memo.strict) == {raw_header}
+    assert memo.frames == {(REQUEST, harness.decoder.DEFAULT_MAX_CONTENT_LENGTH)}
+    real = harness.decoder.parse_header
+
+    def parse_header(raw: bytes, *args: object) -> tuple[dict[str, object], int]:
+        header, length = real(raw, *args)  # type: ignore[arg-type]
+        return {**header, "byteorder": "big"}, length
+
+    monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
+    with pytest.raises(AssertionError, match="differs from the strict reading"):
+        check_decoder(REQUEST, [], memo=memo)  # the known strict reading, compared again
+
+
+def test_memo_is_bounded() -> None:
+    memo = CheckMemo(limit=2)
+    for i in range(5):
+        memo.add_frame((bytes([i]), 0))
+        memo.strict_reading(str(i).encode())
+    assert len(memo.frames) <= 2 and len(memo.strict) <= 2
+    assert memo.strict_reading(b"4") == 4
+    assert memo.strict_reading(b"{").kind == "json"
 
 
 def test_check_decoder_fails_when_reencoding_loses_a_header(monkeypatch: pytest.MonkeyPatch) -> None:
