@@ -125,8 +125,10 @@ class Decoder:
     says the stream ended. A violation raises a :class:`ProtocolError`
     subclass whose ``offset`` is the stream offset of the offending message's
     first byte and whose ``messages`` lists the messages that the same call
-    completed before it. After an error the decoder stays failed and raises
-    the same error again.
+    completed before it. After an error the decoder stays failed: every later
+    call raises a copy of that error (same class, reason and offset, no
+    messages, the original as ``__cause__``); :attr:`error` is the original,
+    whose ``messages`` are never changed afterwards.
 
     The h11-style pair ``receive_data(data)`` / ``next_message()`` gives the
     same results one message at a time.
@@ -246,8 +248,7 @@ class Decoder:
         error's ``messages`` when the stream ends with a violation after them.
         """
         if self._error is not None:
-            self._error.messages = []
-            raise self._error
+            self._raise_again(self._error)
         if self._state is DecoderState.CLOSED:
             return
         if len(self._buf) > self._pos:
@@ -278,9 +279,22 @@ class Decoder:
     def _refuse(self) -> NoReturn:
         """Raise the error again after a failure, or refuse data after close()."""
         if self._error is not None:
-            self._error.messages = []
-            raise self._error
+            self._raise_again(self._error)
         raise RuntimeError("the decoder was closed; it takes no more data")
+
+    @staticmethod
+    def _raise_again(error: ProtocolError) -> NoReturn:
+        """Raise ``error`` once more, as a copy that carries no messages.
+
+        The copy keeps the original's ``messages`` intact for whoever caught
+        it first (a caller that saves ``error.messages`` and then calls
+        ``close()`` must not find them gone).
+        """
+        again = type(error).__new__(type(error))
+        again.args = error.args
+        again.__dict__.update(error.__dict__)
+        again.messages = []
+        raise again from error
 
     def _fail(self, error: ProtocolError, messages: list[Message]) -> None:
         error.messages = messages
@@ -296,8 +310,7 @@ class Decoder:
         empty; what is left of ``data`` is then buffered.
         """
         if self._error is not None:
-            self._error.messages = []
-            raise self._error
+            self._raise_again(self._error)
         messages: list[Message] = []
         buf = self._buf
         direct = data is not None

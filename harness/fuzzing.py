@@ -29,6 +29,7 @@ __all__ = [
     "FLAG_ALTERNATE",
     "FLAG_CYCLE",
     "FLAG_SMALL_LIMITS",
+    "FUZZ_MEMO",
     "MAX_CUTS",
     "MAX_DELTAS",
     "SMALL_MAX_CONTENT_LENGTH",
@@ -177,11 +178,17 @@ class CheckMemo:
 
     Only for a fixed code under test (a fuzzing process): a test that patches the codec between
     two checks must not share one (:func:`check_decoder` uses none unless given one).
+
+    ``last_stream``: the last stream that passed every check with a content limit no message
+    of it can exceed, split into ``(frames, messages)`` where decoding stopped. libFuzzer
+    mutates the input it has just run, so the structure-aware mutator takes its parse from here
+    (the same decoder, the same messages) instead of decoding it again.
     """
 
     limit: int = 4096
     strict: dict[bytes, Any] = field(default_factory=dict)
     frames: set[tuple[bytes, int]] = field(default_factory=set)
+    last_stream: tuple[bytes, list[bytes], list[Message]] | None = None
 
     def strict_reading(self, raw: bytes) -> Any:
         """``loads_strict(raw)``, or the ``JSONViolation`` it raises (returned, not raised)."""
@@ -205,8 +212,8 @@ class CheckMemo:
         self.frames.add(key)
 
 
-#: The memo of :func:`check_decoder_input` (the fuzzer's target).
-_FUZZ_MEMO = CheckMemo()
+#: The memo of :func:`check_decoder_input` (the fuzzer's target; the mutator reads ``last_stream``).
+FUZZ_MEMO = CheckMemo()
 
 
 @dataclass
@@ -270,14 +277,19 @@ def _check_close(decoder: Decoder, where: str) -> ProtocolError | None:
 
 
 def _check_failed_state(decoder: Decoder, error: ProtocolError, where: str) -> None:
-    """A failed decoder raises the same error again, with no messages, on every call."""
+    """A failed decoder raises the same error again (a copy with no messages) on every call."""
     if decoder.error is not error or decoder.state is not DecoderState.FAILED:
         raise AssertionError(f"{where}: after {_describe(error)} the decoder is {decoder.state}")
     for call in (lambda: decoder.feed(b"\x00"), decoder.close):
         try:
             call()
         except ProtocolError as again:
-            if again is not error or again.messages:
+            if (
+                type(again) is not type(error)
+                or (again.offset, again.reason) != (error.offset, error.reason)
+                or again.messages
+                or decoder.error is not error
+            ):
                 raise AssertionError(
                     f"{where}: a failed decoder raised {_describe(again)} with {len(again.messages)} "
                     f"message(s) instead of {_describe(error)} again"
@@ -541,6 +553,8 @@ def check_decoder(
         _check_round_trip(message, frames[i], i, max_content_length)
         _check_content(message, i)
         memo.add_frame(key)
+    # No message of ``data`` can exceed a limit of len(data): the limit did not stop decoding.
+    memo.last_stream = (data, frames, whole.messages) if max_content_length >= len(data) else None
 
 
 def check_decoder_input(data: bytes) -> None:
@@ -551,7 +565,7 @@ def check_decoder_input(data: bytes) -> None:
         fuzz.cuts,
         max_content_length=fuzz.max_content_length,
         stepwise=bool(fuzz.flags & FLAG_ALTERNATE),
-        memo=_FUZZ_MEMO,
+        memo=FUZZ_MEMO,
     )
 
 

@@ -113,9 +113,11 @@ def test_codec_decoder_error_carries_the_messages_of_the_same_feed() -> None:
     assert str(error).startswith("header-not-json: JSON header: ")
     assert str(error).endswith(f"(message at stream offset {3 * len(WIRE)})")
     assert repr(error).startswith("HeaderNotJSON(")
-    with pytest.raises(HeaderNotJSON):
+    with pytest.raises(HeaderNotJSON) as again:
         decoder.feed(b"")
-    assert error.messages == []  # the messages were handed over once
+    # Raised again as a copy that hands over nothing; the first error keeps its messages.
+    assert again.value.messages == [] and again.value.offset == error.offset
+    assert error.messages == [REQUEST, REQUEST] and decoder.error is error
 
 
 def test_codec_decoder_limit_is_configurable_and_inclusive() -> None:

@@ -284,12 +284,15 @@ def test_framing_content_too_large_before_any_content_is_buffered(malformed: lst
 @given(lst.malformed_messages([k for k in lst.VIOLATION_KINDS if k != "incomplete-message"]), st.data())
 def test_framing_decoder_stays_failed_after_an_error(malformed: lst.Malformed, data: st.DataObject) -> None:
     decoder = Decoder()
+    before = Message.from_json({"action": "search", "value": "ring"})
     with pytest.raises(ProtocolError) as caught:
-        decoder.feed(malformed.data)
+        decoder.feed(before.encode() + malformed.data)
         decoder.close()
     error = caught.value
     assert isinstance(error, malformed.error)
     assert decoder.state is DecoderState.FAILED and decoder.error is error
+    first_messages = list(error.messages)
+    assert first_messages == [before]
     more = data.draw(st.sampled_from([b"", Message.from_json({"a": 1}).encode(), b"\x00"]))
     calls: list[Any] = [
         lambda: decoder.feed(more),
@@ -300,7 +303,11 @@ def test_framing_decoder_stays_failed_after_an_error(malformed: lst.Malformed, d
     for call in data.draw(st.permutations(calls)):
         with pytest.raises(ProtocolError) as again:
             call()
-        assert again.value is error and again.value.messages == []
+        # A copy of the first error, with no messages; the original keeps its own.
+        assert type(again.value) is type(error) and again.value is not error
+        assert (again.value.offset, again.value.reason) == (error.offset, error.reason)
+        assert again.value.messages == [] and again.value.__cause__ is error
+        assert error.messages == first_messages
         assert decoder.state is DecoderState.FAILED
 
 
