@@ -21,6 +21,7 @@ from harness.fuzzing import (
     FLAG_ALTERNATE,
     FLAG_CYCLE,
     FLAG_SMALL_LIMITS,
+    FUZZ_MEMO,
     MAX_CUTS,
     WIRE_VECTORS,
     CheckMemo,
@@ -247,6 +248,26 @@ def test_parse_frames_splits_at_the_decoders_message_boundaries() -> None:
     assert [f.raw for f in frames] == [REQUEST, WIRE_VECTORS["vector-response-binary"]]
     assert tail == b'\x00\x05{"a"'
     assert frames[0].header is not None and frames[0].header["content-length"] == 41
+
+
+def test_parse_frames_of_the_stream_just_checked_equals_a_fresh_parse() -> None:
+    """The mutator reuses the fuzzer target's whole decode (FUZZ_MEMO.last_stream)."""
+    from harness.mutator import _parse_frames
+
+    mutator = StructureMutator()
+    corpus = _seeds()
+    # over the small content limit: the target stops at it, the mutator's parse does not
+    small = [FuzzInput(REQUEST + Message.from_bytes(b"x" * 150).encode(), b"", FLAG_SMALL_LIMITS).encode()]
+    inputs = corpus + small + [mutator.mutate(d, 4096, i) for i, d in enumerate(corpus * 3)]
+    reused = 0
+    for data in inputs:
+        check_decoder_input(data)
+        payload = FuzzInput.decode(data).payload
+        reused += FUZZ_MEMO.last_stream is not None and FUZZ_MEMO.last_stream[0] == payload
+        frames, tail = parse_frames(payload)
+        fresh, fresh_tail = _parse_frames.__wrapped__(payload)
+        assert (frames, tail) == (list(fresh), fresh_tail), data
+    assert reused > len(inputs) // 2
 
 
 def test_mutator_is_deterministic_bounded_and_keeps_inputs_checkable() -> None:
