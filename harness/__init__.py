@@ -5,9 +5,8 @@ objects, :meth:`Message.encode` turns them back into bytes. Everything else in
 harness (server, client, fuzzers, captures, probe) drives this one codec.
 """
 
-from harness.app import search_app
-from harness.client import Client
-from harness.connection import ServerConnection
+from typing import TYPE_CHECKING, Any
+
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder, DecoderState
 from harness.errors import (
     ERROR_CLASSES,
@@ -29,7 +28,32 @@ from harness.errors import (
     ZeroHeaderLength,
 )
 from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS, Message
-from harness.server import ReferenceServer
+
+if TYPE_CHECKING:
+    from harness.app import search_app
+    from harness.client import Client
+    from harness.connection import ServerConnection
+    from harness.server import ReferenceServer
+
+# The I/O side (asyncio, sockets) is imported on first use, so that the codec alone
+# (a fuzzer, a user's own server) does not pay for it.
+_LAZY = {
+    "search_app": "harness.app",
+    "Client": "harness.client",
+    "ServerConnection": "harness.connection",
+    "ReferenceServer": "harness.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __version__ = "0.1.0"
 

@@ -746,6 +746,8 @@ class ServerProcess:
         return self.process.pid
 
     def start(self) -> tuple[str, int]:
+        if self.process is not None:
+            raise RuntimeError("this server process was already started: make another ServerProcess")
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
