@@ -138,7 +138,7 @@ def main() -> int:
     print(
         f"\nload average {load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs. With this "
         "generator the generator's own CPU sets the echo ceiling;\nbench_server.py measures with a "
-        "generator ~10x cheaper per answer, where the server's CPU is what counts."
+        "generator several times cheaper per answer, where the server's CPU is what counts."
     )
     return 0
 
