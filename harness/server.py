@@ -242,6 +242,7 @@ class _LpjsonProtocol(asyncio.Protocol):
                 else f"the server already has {len(server.connections)} connections"
             )
             log.info("rejected %s: %s", self.peer, why)
+            server.rejected.add(self)
             transport.write(error_message(TOO_MANY_CONNECTIONS, why).encode())
             self._linger(why)
             return
@@ -294,9 +295,10 @@ class _LpjsonProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         conn = self.conn
-        if conn is None:  # a rejected connection
-            return
         server = self._server
+        if conn is None:  # a rejected connection
+            server.rejected.discard(self)
+            return
         server.connections.discard(self)
         stats = server.stats
         stats.request_errors += conn.request_errors
@@ -490,6 +492,8 @@ class Server:
         self.config = replace(config, **overrides) if overrides else config
         self.stats = ServerStats()
         self.connections: set[_LpjsonProtocol] = set()
+        #: Connections sent ``too-many-connections``, lingering until the peer closes.
+        self.rejected: set[_LpjsonProtocol] = set()
         self.closing = False
         self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -631,6 +635,12 @@ class Server:
         if stragglers and self._all_gone is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), 1.0)
+        # Rejected connections linger until their peer closes (up to LINGER): cut them off
+        # now that the others are done, and let connection_lost() close their sockets.
+        for protocol in list(self.rejected):
+            protocol.abort("server shutting down")
+        if self.rejected:
+            await asyncio.sleep(0)
         log.info(
             "stopped: %d connections closed at shutdown (%d aborted); %d requests served in total",
             count,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import resource
@@ -142,6 +143,25 @@ def test_server_max_connections_turns_away_the_extra_one_without_hurting_the_oth
         finally:
             for sock in socks:
                 sock.close()
+
+
+@pytest.mark.parametrize("use_uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_server_stop_closes_a_rejected_connection_that_is_still_lingering(use_uvloop: bool) -> None:
+    srv = ReferenceServer(max_connections=1, use_uvloop=use_uvloop)
+    srv.start()
+    try:
+        with connect(srv.address), connect(srv.address) as extra:  # the first one fills the server
+            wait_for(lambda: srv.open_connections == 1 and srv.stats.rejected == 1)
+            reading = read_messages(extra, None)
+            assert reading.closed and reading.messages[0].json()["error"] == "too-many-connections"
+            srv.stop()
+            # We read the server's EOF; its socket must now be closed too: a byte sent to it
+            # comes back as a reset (EPIPE in our CLOSE_WAIT), not taken in by a leaked socket.
+            extra.sendall(b"x")
+            reset = (errno.ECONNRESET, errno.EPIPE)
+            wait_for(lambda: extra.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in reset)
+    finally:
+        srv.stop()
 
 
 def test_server_stop_flushes_the_responses_already_produced() -> None:
