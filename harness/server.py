@@ -15,9 +15,10 @@ I/O, limits and logging:
   or trickles a byte at a time.
 - **max_connections**: a connection over the limit is accepted, sent the error
   message ``too-many-connections`` and closed; the others do not notice.
-- **accept errors**: when the process runs out of file descriptors, the event
-  loop logs the failed ``accept()`` and retries a second later (asyncio and
-  uvloop both); the connections already open carry on.
+- **accept errors**: when the process runs out of file descriptors, the server
+  (its own accept loop, see :class:`Server`) logs one warning, stops watching
+  the listening socket for ``ACCEPT_RETRY_DELAY`` seconds and retries; the
+  connections already open carry on.
 - **logging**: one INFO record per connection opened, closed or failed;
   one DEBUG record per request (from :mod:`harness.connection`).
 
