@@ -215,6 +215,19 @@ def test_request_error_message_from_the_server_is_reported(server: ReferenceServ
     )
 
 
+def test_request_argument_that_is_not_utf8(server: ReferenceServer) -> None:
+    host, port = map(str, server.address)
+    # argv bytes that are not UTF-8 reach Python as surrogate escapes: binary content gets the
+    # bytes as given; a search value must be text, so it is one clear line, not a traceback.
+    binary = run_request(host, port, "bin", "\udcff")
+    assert binary.returncode == 0, binary.stderr
+    assert binary.stdout == repr(b"First 10 bytes of request: bin\xff") + "\n"
+    search_result = run_request(host, port, "search", "\udcff")
+    assert search_result.returncode == 2
+    assert search_result.stderr.startswith("harness request: cannot send '\\udcff' as a search: ")
+    assert search_result.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -59,7 +59,8 @@ def build_request(action: str, value: str) -> Message:
     """The request the guide's client sends for ``action`` and ``value``."""
     if action == "search":
         return Message.from_json({"action": action, "value": value})
-    return Message.from_bytes((action + value).encode("utf-8"))
+    # Command-line bytes that are not UTF-8 (surrogate escapes in argv) go out as given.
+    return Message.from_bytes((action + value).encode("utf-8", "surrogateescape"))
 
 
 def _fail(message: str) -> int:
@@ -68,7 +69,11 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    request = build_request(args.action, args.value)
+    try:
+        request = build_request(args.action, args.value)
+    except ValueError as exc:  # a search VALUE that is not text (non-UTF-8 bytes in argv)
+        print(f"harness request: cannot send {args.value!r} as a search: {exc}", file=sys.stderr)
+        return 2
     where = f"{args.host}:{args.port}"
     try:
         with Client(args.host, args.port, timeout=args.timeout) as client:
