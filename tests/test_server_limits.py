@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import resource
 import select
 import signal
 import socket
@@ -180,19 +179,30 @@ def test_server_stop_flushes_the_responses_already_produced() -> None:
     assert reading.raw == b"".join(expected_response(m) for m in requests)
 
 
-def _limit_fds(limit: int) -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+def _with_fd_limit(limit: int, argv: list[str]) -> list[str]:
+    """``argv`` run with RLIMIT_NOFILE lowered to ``limit`` (soft and hard) by a shim that execs it.
+
+    (Not ``preexec_fn``: this process may have threads, and Python code between fork and
+    exec can deadlock then.)
+    """
+    code = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", code, *argv]
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_server_out_of_file_descriptors_keeps_serving_and_recovers(loop: str) -> None:
     """With RLIMIT_NOFILE at 40, 60 clients exhaust the server's descriptors; it logs one
     warning, keeps serving the open connections, and accepts again once some close."""
+    serve = [sys.executable, "-m", "harness", "serve", "--port", "0", "--loop", loop]
+    serve += ["--log-level", "warning"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "serve", "--port", "0", "--loop", loop, "--log-level", "warning"],
+        _with_fd_limit(40, serve),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=lambda: _limit_fds(40),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
