@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from server_helpers import connect, expected_response, read_messages, search
 
-from harness import ReferenceServer
+from harness import Decoder, ReferenceServer
 from harness.cli import main
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -67,9 +67,11 @@ def test_serve_signal_stops_accepting_flushes_and_exits_zero(signum: signal.Sign
         requests = [search(str(i)) for i in range(500)]
         with connect(address) as sock:
             sock.sendall(b"".join(m.encode() for m in requests))
-            first = read_messages(sock, 1)  # the server is answering
+            # One decoder for both reads: the first recv may hold more than the first answer.
+            decoder = Decoder(max_content_length=1 << 30)
+            first = read_messages(sock, 1, decoder=decoder)  # the server is answering
             proc.send_signal(signum)
-            rest = read_messages(sock, None, timeout=10)
+            rest = read_messages(sock, None, timeout=10, decoder=decoder)
         got = first.raw + rest.raw
         assert rest.closed
         assert got == b"".join(expected_response(m) for m in requests)
