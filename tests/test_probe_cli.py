@@ -28,6 +28,8 @@ def test_list_names_every_check(capsys: pytest.CaptureFixture[str]) -> None:
         (["probe", "--check", "no-such-check"], "unknown check(s): no-such-check"),
         (["probe", "127.0.0.1"], "give both HOST and PORT"),
         (["probe", "--timeout", "0"], "--timeout must be > 0"),
+        (["probe", "--timeout", "nan"], "--timeout must be > 0 and finite"),
+        (["probe", "--timeout", "inf"], "--timeout must be > 0 and finite"),
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

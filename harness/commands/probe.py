@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.host is None) != (args.port is None):
         print("harness probe: give both HOST and PORT, or neither", file=sys.stderr)
         return 2
-    if args.timeout <= 0:
-        print("harness probe: --timeout must be > 0", file=sys.stderr)
+    if not 0 < args.timeout < math.inf:  # NaN and inf would reach Thread.join() and raise there
+        print("harness probe: --timeout must be > 0 and finite", file=sys.stderr)
         return 2
     checks = _select(args.check)
     if isinstance(checks, str):
