@@ -103,7 +103,8 @@ class LoadConfig:
             raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
         if self.connections < 1 or self.depth < 1:
             raise ValueError("connections and depth must be >= 1")
-        if self.duration <= 0 or self.warmup < 0 or self.timeout <= 0:
+        # (written so that NaN fails too: a NaN timer would never end the run)
+        if not (self.duration > 0 and self.warmup >= 0 and self.timeout > 0):
             raise ValueError("duration and timeout must be > 0, warmup >= 0")
         if not self.requests:
             raise ValueError("at least one request is needed")

@@ -371,3 +371,12 @@ def test_server_process_reports_a_server_that_never_listens() -> None:
     with pytest.raises(TimeoutError):
         process.start()
     assert process.process is not None and process.process.poll() is not None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"duration": 0}, {"duration": math.nan}, {"warmup": -1}, {"warmup": math.nan}, {"timeout": math.nan}],
+)
+def test_load_config_refuses_durations_that_would_never_end_or_start(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="duration and timeout must be > 0"):
+        LoadConfig("127.0.0.1", 1, **bad)
