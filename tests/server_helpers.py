@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,3 +124,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, interval
 
 def search(value: str) -> Message:
     return Message.from_json({"action": "search", "value": value})
+
+
+def with_fd_limit(limit: int, argv: list[str]) -> list[str]:
+    """``argv`` run with RLIMIT_NOFILE lowered to ``limit`` (soft and hard, so it cannot raise it).
+
+    A shim lowers the limit and execs ``argv``. (Not ``preexec_fn``: the test process may have
+    threads, and Python code between fork and exec can deadlock then.)
+    """
+    code = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", code, *argv]

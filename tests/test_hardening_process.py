@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from server_helpers import with_fd_limit
 
 from harness import Decoder, Message
 from harness.app import search_app
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 REQUEST = default_requests()[0]
 EXPECTED = search_app(Decoder().feed(REQUEST)[0]).encode()
 MiB = 1 << 20
+SERVE = [sys.executable, "-m", "harness", "serve", "--port", "0"]
 
 
 def ask(address: tuple[str, int]) -> bytes:
@@ -75,20 +77,6 @@ def test_hardening_non_readers_keep_server_rss_bounded(server: ServerProcess) ->
     assert ask((host, port)) == EXPECTED
 
 
-def _serve_with_fd_limit(limit: int, *options: str) -> list[str]:
-    """argv: lower RLIMIT_NOFILE (soft and hard, so the server cannot raise it), then exec the server.
-
-    (Not ``preexec_fn``: the test process may have threads, and fork + Python code before
-    exec is unsafe then.)
-    """
-    code = (
-        "import os, resource, sys; "
-        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
-        "os.execv(sys.executable, [sys.executable, '-m', 'harness', 'serve', '--port', '0', *sys.argv[1:]])"
-    )
-    return [sys.executable, "-c", code, *options]
-
-
 def _collect_answers(
     socks: dict[int, socket.socket], want: int, timeout: float, close_answered: bool
 ) -> set[int]:
@@ -123,7 +111,7 @@ def test_hardening_fd_limit_reached_accept_errors_handled_and_service_resumes() 
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, clients + 256), hard))
     with tempfile.TemporaryFile() as log:
         server = ServerProcess(
-            _serve_with_fd_limit(48, "--max-connections", "1000", "--log-level", "warning"), stderr=log
+            with_fd_limit(48, [*SERVE, "--max-connections", "1000", "--log-level", "warning"]), stderr=log
         )
         with server:
             address = server.address or ("", 0)

@@ -14,7 +14,15 @@ import threading
 import time
 
 import pytest
-from server_helpers import connect, expected_response, read_messages, search, wait_for, wait_until_closed
+from server_helpers import (
+    connect,
+    expected_response,
+    read_messages,
+    search,
+    wait_for,
+    wait_until_closed,
+    with_fd_limit,
+)
 
 from harness import Decoder, ReferenceServer
 from harness.app import search_app
@@ -179,20 +187,6 @@ def test_server_stop_flushes_the_responses_already_produced() -> None:
     assert reading.raw == b"".join(expected_response(m) for m in requests)
 
 
-def _with_fd_limit(limit: int, argv: list[str]) -> list[str]:
-    """``argv`` run with RLIMIT_NOFILE lowered to ``limit`` (soft and hard) by a shim that execs it.
-
-    (Not ``preexec_fn``: this process may have threads, and Python code between fork and
-    exec can deadlock then.)
-    """
-    code = (
-        "import os, resource, sys; "
-        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
-        "os.execv(sys.argv[1], sys.argv[1:])"
-    )
-    return [sys.executable, "-c", code, *argv]
-
-
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_server_out_of_file_descriptors_keeps_serving_and_recovers(loop: str) -> None:
     """With RLIMIT_NOFILE at 40, 60 clients exhaust the server's descriptors; it logs one
@@ -200,7 +194,7 @@ def test_server_out_of_file_descriptors_keeps_serving_and_recovers(loop: str) ->
     serve = [sys.executable, "-m", "harness", "serve", "--port", "0", "--loop", loop]
     serve += ["--log-level", "warning"]
     proc = subprocess.Popen(
-        _with_fd_limit(40, serve),
+        with_fd_limit(40, serve),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
