@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import pytest
 
@@ -22,14 +23,20 @@ from harness.pcap import CLIENT, SERVER, Session
 from harness.tshark import Dissected, TsharkRun, find_tshark
 
 
+def skip_unless_tshark_required(reason: str) -> NoReturn:
+    """Skip the test for ``reason``; fail it instead under HARNESS_REQUIRE_TSHARK=1 (CI)."""
+    if os.environ.get("HARNESS_REQUIRE_TSHARK") == "1":
+        pytest.fail(reason + " and HARNESS_REQUIRE_TSHARK=1")
+    pytest.skip(reason)
+
+
 def require_tshark() -> str:
     """The tshark path; skip the test when it is missing (fail instead under HARNESS_REQUIRE_TSHARK=1)."""
     exe = find_tshark()
     if exe is None:
-        reason = "tshark is not installed (apt-get install tshark); the dissector cannot be tested"
-        if os.environ.get("HARNESS_REQUIRE_TSHARK") == "1":
-            pytest.fail(reason + " and HARNESS_REQUIRE_TSHARK=1")
-        pytest.skip(reason)
+        skip_unless_tshark_required(
+            "tshark is not installed (apt-get install tshark); the dissector cannot be tested"
+        )
     return exe
 
 

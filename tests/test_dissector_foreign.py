@@ -32,6 +32,7 @@ from dissector_helpers import (
     compare_direction,
     records_by_direction,
     require_tshark,
+    skip_unless_tshark_required,
 )
 
 from harness.message import Message
@@ -222,7 +223,7 @@ def test_dissector_on_a_live_loopback_capture_equals_tsharks_own_reassembly(tmp_
         try:
             tshark.wait_for("stderr", lambda text: b"Capture started" in text, TIMEOUT)
         except (TimeoutError, RuntimeError) as exc:
-            pytest.skip(f"cannot capture on loopback here: {exc}")
+            skip_unless_tshark_required(f"cannot capture on loopback here: {exc}")
         errors: list[BaseException] = []
         server = threading.Thread(target=_guide_server, args=(listener, len(clients), errors), daemon=True)
         server.start()
