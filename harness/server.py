@@ -102,8 +102,11 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.max_content_length < 0:
             raise ValueError("max_content_length must be >= 0")
-        if self.idle_timeout is not None and self.idle_timeout < 0:
+        # (comparisons written so that NaN fails them: a NaN timer never fires)
+        if self.idle_timeout is not None and not self.idle_timeout >= 0:
             raise ValueError("idle_timeout must be >= 0 (0 or None disables it)")
+        if not self.shutdown_timeout >= 0:
+            raise ValueError("shutdown_timeout must be >= 0")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
         if self.max_pending_output < 1:

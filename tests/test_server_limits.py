@@ -257,6 +257,12 @@ def test_server_rejects_bad_configuration() -> None:
         ReferenceServer(max_connections=0)
     with pytest.raises(ValueError):
         ReferenceServer(idle_timeout=-1)
+    with pytest.raises(ValueError, match="idle_timeout"):
+        ReferenceServer(idle_timeout=float("nan"))
+    with pytest.raises(ValueError, match="shutdown_timeout"):
+        ReferenceServer(shutdown_timeout=-1)
+    with pytest.raises(ValueError, match="shutdown_timeout"):
+        ReferenceServer(shutdown_timeout=float("nan"))
     with pytest.raises(ValueError):
         ReferenceServer(max_pending_output=0)
 
