@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from harness import Decoder, Message, ReferenceServer, decode_all
 from harness.app import search_app
 from harness.errors import ContentError
-from harness.probe import checks
+from harness.probe import checks, wire
 from harness.probe.checks import (
     BAD_CONTENTS,
     CHECKS,
@@ -129,6 +132,30 @@ def test_expected_answers_come_from_the_reference_app(
     result = run_check(find_check("search-morpheus"), reference)
     assert result.status == "fail"
     assert "something else" in result.detail
+
+
+def test_wire_connect_closes_the_socket_when_the_connection_is_gone_at_once(
+    reference: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[socket.socket] = []
+
+    class ResetAtOnce(socket.socket):
+        def getpeername(self) -> Any:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    def create_connection(address: tuple[str, int], timeout: float) -> socket.socket:
+        sock = ResetAtOnce()
+        sock.settimeout(timeout)
+        sock.connect(address)
+        made.append(sock)
+        return sock
+
+    monkeypatch.setattr(wire.socket, "create_connection", create_connection)
+    recorder = Recorder(reference.host, reference.port, time.monotonic() + 5.0)
+    with pytest.raises(OSError):
+        recorder.connect("test")
+    (sock,) = made
+    assert sock.fileno() == -1, "the socket was left open"
 
 
 def test_wire_records_each_send_and_recv_with_its_real_boundaries(reference: Target) -> None:

@@ -136,9 +136,13 @@ class Recorder:
             label = label or f"connection {len(self.transcripts) + 1}"
         bound = self.remaining() if timeout is None else min(timeout, self.remaining())
         sock = socket.create_connection((self.host, self.port), timeout=bound)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        local = sock.getsockname()
-        peer = sock.getpeername()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            local = sock.getsockname()
+            peer = sock.getpeername()  # ENOTCONN when the server reset it already
+        except OSError:
+            sock.close()
+            raise
         transcript = Transcript(label, (local[0], local[1]), (peer[0], peer[1]))
         connection = WireConnection(self, sock, transcript)
         with self._lock:
