@@ -118,6 +118,8 @@ def test_cli_from_bytes_rejects_bad_cuts_and_missing_files(
     assert main(["pcap", "from-bytes", str(stream), "--out", str(tmp_path / "o"), "--cuts", "x"]) == 2
     assert main(["pcap", "from-bytes", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    assert main(["pcap", "from-bytes", str(stream), "--out", str(tmp_path / "no" / "dir" / "o")]) == 1
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_cli_wireshark_path_names_the_dissector(capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,7 +112,11 @@ def run_from_bytes(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"harness pcap from-bytes: {exc}", file=sys.stderr)
         return 2
-    frames = write_sessions(args.out, [session])
+    try:
+        frames = write_sessions(args.out, [session])
+    except OSError as exc:
+        print(f"harness pcap from-bytes: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
     sends = "1 send" if len(chunks) == 1 else f"{len(chunks)} sends"
     print(f"{args.out}: {len(data)} bytes in {sends}, {frames} frames")
     return 0
