@@ -62,6 +62,19 @@ def test_table_shows_verdicts_severity_and_rerun_lines(capsys: pytest.CaptureFix
     assert "[2/2] pipeline-2: FAIL (spec)" in err  # progress on stderr
 
 
+def test_unwritable_pcap_dir_still_reports_the_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")  # a file where the capture directory should be
+    with OneRequestServer() as (host, port):
+        code = main(["probe", host, str(port), "--check", "pipeline-2", "--pcap-dir", str(blocker / "caps")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "cannot write captures to" in err
+    assert "0 passed, 1 failed, 0 skipped" in out
+
+
 def test_embedded_single_check_rerun_needs_no_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "--check", "split-header", "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -129,7 +129,10 @@ def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int
     probe = run_checks(checks, target, seed=args.seed, scale=args.timeout, progress=progress)
     captures: dict[str, Path] = {}
     if args.pcap_dir is not None:
-        captures = write_captures(probe, args.pcap_dir)
+        try:
+            captures = write_captures(probe, args.pcap_dir)
+        except OSError as exc:  # still report the verdicts the run produced
+            print(f"harness probe: cannot write captures to {args.pcap_dir}: {exc}", file=sys.stderr)
         for name, path in captures.items():
             print(f"capture of {name}: {path}", file=sys.stderr)
     if args.json:
