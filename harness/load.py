@@ -770,8 +770,13 @@ class ServerProcess:
                     )
                 chunk = os.read(self.process.stdout.fileno(), 1)
                 if not chunk:
-                    code = self.process.wait(5)
+                    try:
+                        code: int | None = self.process.wait(max(0.1, deadline - time.monotonic()))
+                    except subprocess.TimeoutExpired:  # it closed its stdout but runs on
+                        code = None
                     self.stop()
+                    if code is None:
+                        raise RuntimeError(f"{self.argv!r} closed its stdout before listening")
                     raise RuntimeError(f"{self.argv!r} exited with {code} before listening")
                 line += chunk
         match = re.match(rb"Listening on (.+):(\d+)\s*$", line)

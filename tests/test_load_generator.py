@@ -371,6 +371,11 @@ def test_server_process_reports_a_server_that_never_listens() -> None:
     with pytest.raises(TimeoutError):
         process.start()
     assert process.process is not None and process.process.poll() is not None
+    closes_stdout = "import os, time; os.close(1); time.sleep(30)"
+    process = ServerProcess([sys.executable, "-c", closes_stdout], startup_timeout=0.5)
+    with pytest.raises(RuntimeError, match="closed its stdout before listening"):
+        process.start()
+    assert process.process is not None and process.process.poll() is not None
 
 
 @pytest.mark.parametrize(
