@@ -216,6 +216,18 @@ class Client:
             f"{self.where} closed the connection after {len(responses)} of {count} responses", responses
         )
 
+    def _absorb(self, chunk: bytes, responses: list[Message], count: int) -> None:
+        """Take what one ``recv`` returned: the end of the stream, or more of ``responses``."""
+        if not chunk:
+            self._on_eof(responses, count)
+        self._feed(chunk, responses)
+        responses += self._take(count - len(responses))
+
+    def _reset(self, responses: list[Message], count: int) -> ConnectionClosed:
+        return ConnectionClosed(
+            f"{self.where} reset the connection after {len(responses)} of {count} responses", responses
+        )
+
     def _receive(self, sock: socket.socket, count: int) -> list[Message]:
         responses = self._take(count)
         while len(responses) < count:
@@ -228,14 +240,8 @@ class Client:
                     responses,
                 ) from None
             except ConnectionResetError:
-                raise ConnectionClosed(
-                    f"{self.where} reset the connection after {len(responses)} of {count} responses",
-                    responses,
-                ) from None
-            if not chunk:
-                self._on_eof(responses, count)
-            self._feed(chunk, responses)
-            responses += self._take(count - len(responses))
+                raise self._reset(responses, count) from None
+            self._absorb(chunk, responses, count)
         return responses
 
     def _send_and_receive(self, sock: socket.socket, data: bytes, count: int) -> list[Message]:
@@ -270,14 +276,8 @@ class Client:
                     except (BlockingIOError, InterruptedError):
                         continue
                     except ConnectionResetError:
-                        raise ConnectionClosed(
-                            f"{self.where} reset the connection after {len(responses)} of {count} responses",
-                            responses,
-                        ) from None
-                    if not chunk:
-                        self._on_eof(responses, count)
-                    self._feed(chunk, responses)
-                    responses += self._take(count - len(responses))
+                        raise self._reset(responses, count) from None
+                    self._absorb(chunk, responses, count)
         finally:
             if self._sock is not None:
                 sock.settimeout(self.timeout)
