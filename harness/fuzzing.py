@@ -23,6 +23,7 @@ from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder, DecoderState
 from harness.errors import ContentError, ContentNotJSON, IncompleteMessage, ProtocolError
 from harness.message import MAX_HEADER_LENGTH, TEXT_ENCODINGS, Message
 from harness.strictjson import JSONViolation, loads_strict
+from harness.vectors import GUIDE_EXCHANGES
 
 __all__ = [
     "DRAWN_SEED_PREFIXES",
@@ -728,33 +729,11 @@ def check_server_input(data: bytes) -> None:
 
 # -- the seed corpus --------------------------------------------------------------
 
-#: The wire vectors of PROTOCOL.md (request and response of the guide's own run).
+#: The wire vectors of PROTOCOL.md (request and response of the guide's own run), by seed name.
 WIRE_VECTORS: dict[str, bytes] = {
-    "vector-request-morpheus": (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 41}{"action": "search", "value": "morpheus"}'
-    ),
-    "vector-response-morpheus": (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 43}{"result": "Follow the white rabbit. \xf0\x9f\x90\xb0"}'
-    ),
-    "vector-request-needle": (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 39}{"action": "search", "value": "needle"}'
-    ),
-    "vector-response-needle": (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 36}{"result": "No match for \'needle\'."}'
-    ),
-    "vector-request-binary": (
-        b'\x00\x7f{"byteorder": "little", "content-type": "binary/custom-client-binary-type", '
-        b'"content-encoding": "binary", "content-length": 10}binary\xf0\x9f\x98\x83'
-    ),
-    "vector-response-binary": (
-        b'\x00\x7f{"byteorder": "little", "content-type": "binary/custom-server-binary-type", '
-        b'"content-encoding": "binary", "content-length": 37}'
-        b"First 10 bytes of request: binary\xf0\x9f\x98\x83"
-    ),
+    f"vector-{side}-{name}": exchange[index]
+    for name, exchange in GUIDE_EXCHANGES.items()
+    for index, side in enumerate(("request", "response"))
 }
 
 

@@ -29,29 +29,10 @@ from harness.errors import (
     IncompleteMessage,
     UnsupportedEncoding,
 )
+from harness.vectors import GUIDE_EXCHANGES
 
 # PROTOCOL.md's wire vectors, captured from the guide's own client and server (little-endian).
-WIRE_VECTORS = [
-    (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 41}{"action": "search", "value": "morpheus"}',
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 43}{"result": "Follow the white rabbit. \xf0\x9f\x90\xb0"}',
-    ),
-    (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 39}{"action": "search", "value": "needle"}',
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 36}{"result": "No match for \'needle\'."}',
-    ),
-    (
-        b'\x00\x7f{"byteorder": "little", "content-type": "binary/custom-client-binary-type", '
-        b'"content-encoding": "binary", "content-length": 10}binary\xf0\x9f\x98\x83',
-        b'\x00\x7f{"byteorder": "little", "content-type": "binary/custom-server-binary-type", '
-        b'"content-encoding": "binary", "content-length": 37}'
-        b"First 10 bytes of request: binary\xf0\x9f\x98\x83",
-    ),
-]
+WIRE_VECTORS = list(GUIDE_EXCHANGES.values())
 
 
 def native(vector: bytes) -> bytes:

@@ -39,6 +39,7 @@ from harness import (
 from harness import strategies as lst
 from harness.decoder import _parse_header_strict, parse_header
 from harness.message import REQUIRED_KEYS
+from harness.vectors import GUIDE_EXCHANGES
 
 HEADER_KINDS = [kind for kind in lst.VIOLATION_KINDS if kind != "incomplete-message"]
 
@@ -145,36 +146,15 @@ def test_framing_encode_decode_round_trip(message: Message) -> None:
 
 
 # From PROTOCOL.md, "Wire vectors": captured from the guide's own client and server.
+MORPHEUS, NEEDLE, BINARY = (GUIDE_EXCHANGES[k] for k in ("morpheus", "needle", "binary"))
 WIRE_VECTORS: list[tuple[bytes, Message]] = [
+    (MORPHEUS[0], Message.from_json({"action": "search", "value": "morpheus"}, byteorder="little")),
+    (MORPHEUS[1], Message.from_json({"result": "Follow the white rabbit. 🐰"}, byteorder="little")),
+    (NEEDLE[0], Message.from_json({"action": "search", "value": "needle"}, byteorder="little")),
+    (NEEDLE[1], Message.from_json({"result": "No match for 'needle'."}, byteorder="little")),
+    (BINARY[0], Message.from_bytes("binary😃".encode(), byteorder="little")),
     (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 41}{"action": "search", "value": "morpheus"}',
-        Message.from_json({"action": "search", "value": "morpheus"}, byteorder="little"),
-    ),
-    (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 43}{"result": "Follow the white rabbit. \xf0\x9f\x90\xb0"}',
-        Message.from_json({"result": "Follow the white rabbit. 🐰"}, byteorder="little"),
-    ),
-    (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 39}{"action": "search", "value": "needle"}',
-        Message.from_json({"action": "search", "value": "needle"}, byteorder="little"),
-    ),
-    (
-        b'\x00g{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-        b'"content-length": 36}{"result": "No match for \'needle\'."}',
-        Message.from_json({"result": "No match for 'needle'."}, byteorder="little"),
-    ),
-    (
-        b'\x00\x7f{"byteorder": "little", "content-type": "binary/custom-client-binary-type", '
-        b'"content-encoding": "binary", "content-length": 10}binary\xf0\x9f\x98\x83',
-        Message.from_bytes("binary😃".encode(), byteorder="little"),
-    ),
-    (
-        b'\x00\x7f{"byteorder": "little", "content-type": "binary/custom-server-binary-type", '
-        b'"content-encoding": "binary", "content-length": 37}'
-        b"First 10 bytes of request: binary\xf0\x9f\x98\x83",
+        BINARY[1],
         Message.from_bytes(
             b"First 10 bytes of request: " + "binary😃".encode(),
             content_type="binary/custom-server-binary-type",
