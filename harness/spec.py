@@ -47,7 +47,10 @@ RULES: dict[str, Rule] = {
         *_rules(
             "Framing",
             ("F1", "a message starts with a 2-byte big-endian header length N, 1 <= N <= 65535"),
-            ("F2", "a message may arrive split at any byte: buffer until 2 + N + content-length bytes are in"),
+            (
+                "F2",
+                "a message may arrive split at any byte: buffer until 2 + N + content-length bytes are in",
+            ),
             ("F3", "messages follow back to back: one read may hold several messages and part of the next"),
             ("F4", "a stream that ends inside a message is an incomplete message"),
             ("F5", "nothing resynchronises a length-prefixed stream: after a framing or header error, close"),
@@ -60,37 +63,55 @@ RULES: dict[str, Rule] = {
             ("H4", "no JSON object in the header repeats a key"),
             ("H5", "the JSON header is an object"),
             ("H6", "the header holds byteorder, content-type, content-encoding and content-length"),
-            ("H7", "byteorder is 'little' or 'big'; content-type and content-encoding are non-empty "
-                   "strings; content-length is an integer >= 0"),
+            (
+                "H7",
+                "byteorder is 'little' or 'big'; content-type and content-encoding are non-empty "
+                "strings; content-length is an integer >= 0",
+            ),
             ("H8", "other header keys are extension headers, allowed and carried through"),
         ),
         *_rules(
             "Content rules",
             ("C1", "the content is exactly content-length bytes"),
-            ("C2", "text/json content is read through its content-encoding only when that is on the "
-                   "allow-list (utf-8, utf-16, utf-32, ascii, latin-1)"),
+            (
+                "C2",
+                "text/json content is read through its content-encoding only when that is on the "
+                "allow-list (utf-8, utf-16, utf-32, ascii, latin-1)",
+            ),
             ("C3", "text/json content is valid text in its content-encoding"),
             ("C4", "text/json content is one strict JSON value (the header's rules)"),
             ("C5", "any other content-type is opaque bytes, which need not be text"),
         ),
         *_rules(
             "Limits",
-            ("L1", "a content-length over the receiver's limit (default 1 MiB) is refused as soon as the "
-                   "header is read, before any content is buffered"),
+            (
+                "L1",
+                "a content-length over the receiver's limit (default 1 MiB) is refused as soon as the "
+                "header is read, before any content is buffered",
+            ),
             ("L2", "a peer that goes quiet, before or inside a message, is cut off by an idle timeout"),
             ("L3", "what a server holds for a peer that does not read its answers is bounded"),
         ),
         *_rules(
             "Connections and errors",
-            ("S1", "every request on a connection is answered, in order; the connection stays open "
-                   "until the peer closes it or goes idle"),
-            ("S2", "after a framing or header error the server answers the requests before it, sends "
-                   "the error message and closes that connection"),
-            ("S3", "after a content error the server answers that request with an error message and "
-                   "keeps the connection open"),
+            (
+                "S1",
+                "every request on a connection is answered, in order; the connection stays open "
+                "until the peer closes it or goes idle",
+            ),
+            (
+                "S2",
+                "after a framing or header error the server answers the requests before it, sends "
+                "the error message and closes that connection",
+            ),
+            (
+                "S3",
+                "after a content error the server answers that request with an error message and "
+                "keeps the connection open",
+            ),
             ("S4", "one connection's errors, slowness or size never affect another's"),
             ("S5", "a peer that shuts down its sending side still gets every answer"),
-            ("S6", "an error message is text/json {\"error\": code, \"detail\": reason}"),
+            ("S6", 'an error message is text/json {"error": code, "detail": reason}'),
         ),
         *_rules(
             "Applications",
@@ -101,8 +122,11 @@ RULES: dict[str, Rule] = {
         ),
         *_rules(
             "Encoding rules",
-            ("E1", "the header is written as json.dumps(ensure_ascii=False), required keys in the guide's "
-                   "order, extension keys after"),
+            (
+                "E1",
+                "the header is written as json.dumps(ensure_ascii=False), required keys in the guide's "
+                "order, extension keys after",
+            ),
             ("E2", "text/json content is written as json.dumps(ensure_ascii=False) in its encoding"),
         ),
     ]
