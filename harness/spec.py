@@ -65,8 +65,8 @@ RULES: dict[str, Rule] = {
             ("H6", "the header holds byteorder, content-type, content-encoding and content-length"),
             (
                 "H7",
-                "byteorder is 'little' or 'big'; content-type and content-encoding are non-empty "
-                "strings; content-length is an integer >= 0",
+                "the required values: byteorder is 'little' or 'big'; content-type and content-encoding "
+                "are non-empty strings; content-length is an integer >= 0",
             ),
             ("H8", "other header keys are extension headers, allowed and carried through"),
         ),
@@ -90,7 +90,11 @@ RULES: dict[str, Rule] = {
                 "header is read, before any content is buffered",
             ),
             ("L2", "a peer that goes quiet, before or inside a message, is cut off by an idle timeout"),
-            ("L3", "what a server holds for a peer that does not read its answers is bounded"),
+            (
+                "L3",
+                "what a server holds is bounded: the output a peer does not read, and the number of "
+                "open connections",
+            ),
         ),
         *_rules(
             "Connections and errors",
@@ -118,7 +122,7 @@ RULES: dict[str, Rule] = {
             ("A1", "search: a search request is answered with its result from the table"),
             ("A2", "search: a text/json request whose action is not search gets the invalid-action result"),
             ("A3", "search: a request of any other content-type is answered with its first 10 bytes"),
-            ("A4", "echo: every request is answered with itself"),
+            ("A4", "echo: every request is answered with itself, header and content unchanged"),
         ),
         *_rules(
             "Encoding rules",
