@@ -17,7 +17,7 @@ noisy) and the median of the rounds is reported, with the generator's and the se
 CPU use (a generator near 100% would mean the generator, not the server, is the limit).
 
 The generator sends the search application's requests in turn (the four searches of
-PROTOCOL.md, hits and a miss, and a binary request), so no figure rests on one repeated
+docs/PROTOCOL.md#a1, hits and a miss, and a binary request), so no figure rests on one repeated
 request. Two ratios against the echo ceiling come out of the same run:
 
 - **requests/s**: what this generator gets from each server on this machine. Whoever is

@@ -1,4 +1,4 @@
-"""The search application of PROTOCOL.md, as a pure function.
+"""The search application of docs/PROTOCOL.md#a1, as a pure function.
 
 :func:`search_app` maps one request :class:`~harness.message.Message` to its
 response, with no I/O and no state, so the asyncio server, the fuzzers and the
@@ -210,5 +210,5 @@ def error_message(code: str, detail: str) -> Message:
 
 
 def error_response(error: ProtocolError) -> Message:
-    """The error message PROTOCOL.md prescribes for ``error``: its code and its reason."""
+    """The error message docs/PROTOCOL.md#s6 prescribes for ``error``: its code and its reason."""
     return error_message(error.code, error.reason)

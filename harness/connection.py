@@ -15,7 +15,7 @@ logic::
 What happens when:
 
 - **protocol error** (a framing or header violation): the responses of the
-  requests completed before it, then the error message of PROTOCOL.md;
+  requests completed before it, then the error message (docs/PROTOCOL.md#s2);
   ``closed`` becomes True and ``error`` holds the violation. Nothing can
   resynchronise a length-prefixed stream, so the connection must close.
 - **bad text/json content** (an encoding outside the allow-list, undecodable

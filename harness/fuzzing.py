@@ -729,7 +729,7 @@ def check_server_input(data: bytes) -> None:
 
 # -- the seed corpus --------------------------------------------------------------
 
-#: The wire vectors of PROTOCOL.md (request and response of the guide's own run), by seed name.
+#: The wire vectors of docs/PROTOCOL.md#wire-vectors (the guide's own run), by seed name.
 WIRE_VECTORS: dict[str, bytes] = {
     f"vector-{side}-{name}": exchange[index]
     for name, exchange in GUIDE_EXCHANGES.items()
@@ -807,7 +807,7 @@ def seed_corpus() -> dict[str, bytes]:
     """The seed corpus: fuzz inputs (see :class:`FuzzInput`) by file name.
 
     The wire vectors, every kind of valid message, pipelined pairs, each violation
-    class of PROTOCOL.md (from :func:`harness.strategies.malformed_messages` and
+    class of docs/PROTOCOL.md (from :func:`harness.strategies.malformed_messages` and
     :func:`~harness.strategies.bad_content_messages`), with a few chunkings.
     Deterministic for a given Hypothesis version.
     """

@@ -72,7 +72,7 @@ _now = time.perf_counter_ns
 
 
 def default_requests() -> list[bytes]:
-    """The guide's requests: the four searches of PROTOCOL.md and one binary request."""
+    """The guide's requests: the four searches of docs/PROTOCOL.md#a1 and one binary request."""
     queries = ("morpheus", "ring", "🐶", "needle")
     messages = [Message.from_json({"action": "search", "value": value}) for value in queries]
     messages.append(Message.from_bytes("binary😃".encode()))

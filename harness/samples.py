@@ -53,7 +53,7 @@ def _frame(header: bytes) -> bytes:
 
 _GOOD_HEADER = b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
 
-#: One message per violation class of PROTOCOL.md: code -> (bytes, what is wrong).
+#: One message per violation class (docs/PROTOCOL.md#error-codes): code -> (bytes, what is wrong).
 VIOLATIONS: dict[str, tuple[bytes, str]] = {
     "zero-header-length": (b"\x00\x00", "the 2-byte prefix announces a JSON header of 0 bytes"),
     "header-not-utf8": (
@@ -310,7 +310,7 @@ def samples() -> list[Sample]:
     out.append(
         Sample(
             "13-violations",
-            "Every violation class of PROTOCOL.md, one TCP stream each: "
+            "Every violation class of docs/PROTOCOL.md, one TCP stream each: "
             "a valid request, then the bad message.",
             "Expert info (Analyze > Expert Information) lists one error per stream; the server's error "
             "message follows and it closes. Filter: `lpjson.violation`.",

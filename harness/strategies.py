@@ -247,7 +247,7 @@ def chunkings(draw: st.DrawFn, payload: bytes, max_chunks: int = 64) -> list[byt
 
 # -- malformed input -----------------------------------------------------------
 
-#: The violation classes of PROTOCOL.md that a byte stream can show on its own.
+#: The violation classes of docs/PROTOCOL.md#error-codes that a byte stream can show on its own.
 VIOLATION_KINDS: dict[str, type[ProtocolError]] = {
     "zero-header-length": ZeroHeaderLength,
     "header-not-utf8": HeaderNotUTF8,
@@ -504,7 +504,7 @@ def _incomplete(draw: st.DrawFn) -> Malformed:
 def malformed_messages(
     kinds: str | list[str] | None = None, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
 ) -> st.SearchStrategy[Malformed]:
-    """Bytes holding one violation of PROTOCOL.md, of the given kind(s) (default: all)."""
+    """Bytes holding one violation of docs/PROTOCOL.md, of the given kind(s) (default: all)."""
     builders: dict[str, st.SearchStrategy[Malformed]] = {
         "zero-header-length": _zero_header_length(),
         "header-not-utf8": _header_not_utf8(),

@@ -1,4 +1,4 @@
-"""The wire vectors of PROTOCOL.md: the guide's own client and server, byte for byte.
+"""The wire vectors of docs/PROTOCOL.md#wire-vectors: the guide's own client and server, byte for byte.
 
 Captured on a little-endian machine, one TCP connection per exchange. The codec's
 tests, the server's and client's tests and the fuzzers' seed corpus all use these.

@@ -1,10 +1,10 @@
-"""An lpjson peer written from PROTOCOL.md alone, independently of harness.
+"""An lpjson peer written from docs/PROTOCOL.md alone, independently of harness.
 
 It imports nothing from harness: it builds requests the way the guide's
 ``app-client.py`` does (``json.dumps(..., ensure_ascii=False)``, a 2-byte
 big-endian length) and parses responses with its own few lines of code, so a
 bug shared by harness's codec and its server cannot hide from it. The expected
-answers are PROTOCOL.md's table, written out here.
+answers are docs/PROTOCOL.md's table (#a1), written out here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-#: PROTOCOL.md's search table.
+#: docs/PROTOCOL.md#a1's search table.
 ANSWERS = {
     "morpheus": "Follow the white rabbit. 🐰",
     "ring": "In the caves beneath the Misty Mountains. 💍",
@@ -49,7 +49,7 @@ def request(action: str, value: str) -> bytes:
 
 
 def expected_result(action: str, value: str) -> dict[str, Any] | bytes:
-    """What PROTOCOL.md says the answer is: the JSON object, or the binary content."""
+    """What docs/PROTOCOL.md says the answer is: the JSON object, or the binary content."""
     if action == "search":
         return {"result": ANSWERS.get(value, f"No match for '{value}'.")}
     return b"First 10 bytes of request: " + (action + value).encode("utf-8")[:10]

@@ -1,12 +1,12 @@
-"""A deliberately naive lpjson decoder, written from PROTOCOL.md alone, as an oracle.
+"""A deliberately naive lpjson decoder, written from docs/PROTOCOL.md alone, as an oracle.
 
 It reads a whole stream at once, walks it message by message with plain slicing,
 and checks each JSON header with the standard library's ``json`` module plus
 hooks. It shares no code with ``harness.decoder`` or ``harness.strictjson``:
-when the two disagree, one of them is wrong, and PROTOCOL.md says which.
+when the two disagree, one of them is wrong, and docs/PROTOCOL.md says which.
 
-Where PROTOCOL.md leaves a choice open, this file follows the README's codec
-section (the "check order" table): a header with several violations gets the
+Where several violations apply, this file follows the spec's check order
+(docs/PROTOCOL.md#check-order): a header with several violations gets the
 first one in this order: not UTF-8 (including a BOM), not JSON (including
 nesting deeper than 200 and integers too long for Python), a non-finite
 number, a duplicate key, a lone surrogate escape (not UTF-8), not an object,
@@ -19,7 +19,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-MAX_DEPTH = 200  # the README's nesting limit for a JSON header
+MAX_DEPTH = 200  # the nesting limit for a JSON header (docs/PROTOCOL.md#h2)
 REQUIRED = ("byteorder", "content-type", "content-encoding", "content-length")
 
 

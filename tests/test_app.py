@@ -1,4 +1,4 @@
-"""The search application (PROTOCOL.md's table, the wire vectors, content errors) and the error message."""
+"""The search application (docs/PROTOCOL.md#a1, the wire vectors, content errors) and the error message."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from harness.errors import (
 )
 from harness.vectors import GUIDE_EXCHANGES
 
-# PROTOCOL.md's wire vectors, captured from the guide's own client and server (little-endian).
+# docs/PROTOCOL.md#wire-vectors, captured from the guide's own client and server (little-endian).
 WIRE_VECTORS = list(GUIDE_EXCHANGES.values())
 
 

@@ -1,7 +1,7 @@
 """Framing properties of harness.Decoder and Message.encode (``pytest -k framing``).
 
 Every test here generates its input: valid streams split anywhere, arbitrary and
-mutated bytes, every violation class of PROTOCOL.md, and checks that the outcome
+mutated bytes, every violation class of docs/PROTOCOL.md, and checks that the outcome
 (messages, then error class, offset and counts) never depends on the chunking.
 """
 
@@ -145,7 +145,7 @@ def test_framing_encode_decode_round_trip(message: Message) -> None:
     assert wire == len(raw).to_bytes(2, "big") + raw + message.content
 
 
-# From PROTOCOL.md, "Wire vectors": captured from the guide's own client and server.
+# From docs/PROTOCOL.md#wire-vectors: captured from the guide's own client and server.
 MORPHEUS, NEEDLE, BINARY = (GUIDE_EXCHANGES[k] for k in ("morpheus", "needle", "binary"))
 WIRE_VECTORS: list[tuple[bytes, Message]] = [
     (MORPHEUS[0], Message.from_json({"action": "search", "value": "morpheus"}, byteorder="little")),

@@ -18,7 +18,7 @@ from harness.app import search_app
 from harness.errors import ContentError
 from harness.strategies import VIOLATION_KINDS, Malformed
 
-#: PROTOCOL.md's "Done when": a malformed input is answered (error message or close) within this.
+#: A malformed input is answered (error message or close, docs/PROTOCOL.md#s2) within this.
 ANSWER_WITHIN = 3.0
 
 

@@ -2,7 +2,7 @@
 
 The reference server runs as ``python -m harness serve`` in a subprocess; the
 peer builds its requests and reads the answers with its own code and compares
-them with PROTOCOL.md's table.
+them with docs/PROTOCOL.md's table (docs/PROTOCOL.md#a1).
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     from harness.probe.runner import Target
 
 DESCRIPTION = """\
-Check a server that claims to speak lpjson (PROTOCOL.md) and give a verdict, check by
+Check a server that claims to speak lpjson (docs/PROTOCOL.md) and give a verdict, check by
 check: the guide's answers, requests split anywhere, pipelining, concurrency,
 half-close, slow and non-reading clients, a huge declared length and every protocol
 violation. Each check uses its own fresh connections and its own time bound: a hung
 server is a verdict, not a hung probe. A failure is either "spec" (deviates from
-PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others).
+docs/PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others).
 
 Without HOST PORT the reference server is started in process on 127.0.0.1 and a free
 port. Progress goes to stderr; the table (or --json) to stdout. Exit status: 0 when

@@ -20,7 +20,7 @@ from harness.server import (
 )
 
 DESCRIPTION = """\
-Run the reference lpjson server: the search application of PROTOCOL.md, every
+Run the reference lpjson server: the search application of docs/PROTOCOL.md#a1, every
 request on a connection answered in order (pipelining), protocol errors answered
 with an error message and that connection closed.
 

@@ -4,7 +4,7 @@ Each check talks to the target over fresh, recorded connections
 (:class:`~harness.probe.wire.Recorder`), and either returns a one-line detail
 (pass) or raises :class:`CheckFailed` saying what went wrong and how bad it is:
 
-- ``spec``: the server deviates from PROTOCOL.md (a wrong answer, a request
+- ``spec``: the server deviates from docs/PROTOCOL.md (a wrong answer, a request
   dropped, a connection closed too early);
 - ``unsafe``: the server hangs (silence until the time bound), dies (a fresh
   connection is refused or unanswered) or stops serving others.
@@ -509,7 +509,7 @@ def _violations() -> dict[str, tuple[bytes, str]]:
 VIOLATION_PAYLOADS: dict[str, tuple[bytes, str]] = _violations()
 assert set(VIOLATION_PAYLOADS) == set(VIOLATION_KINDS), "one payload per violation class"
 
-#: Well-framed text/json requests whose content cannot be read (PROTOCOL.md: an error, not a crash).
+#: Well-framed text/json requests whose content cannot be read (docs/PROTOCOL.md#s3: an error, not a crash).
 BAD_CONTENTS: dict[str, tuple[Message, str]] = {
     "content-bad-encoding": (
         Message.from_bytes(
@@ -595,7 +595,8 @@ def _misbehaviour(ctx: CheckContext, data: bytes, what: str, *, half_close: bool
         reading = Reading(reading.messages + rest.messages, rest.end, rest.error)
         if rest.end in (End.TIMEOUT, End.COMPLETE):
             raise CheckFailed(
-                f"{what}: {_outcome(reading)}; PROTOCOL.md: after a protocol error the connection is closed"
+                f"{what}: {_outcome(reading)}; after a protocol error the connection is closed "
+                "(docs/PROTOCOL.md#s2)"
             )
     try:
         bystander.send(raw[cut:])
