@@ -14,7 +14,7 @@ cost: the decoder invariants one at a time on a fixed corpus (the seeds plus
   structure-mutated variants), uninstrumented, as a ratio of a plain decode.
 coverage: libFuzzer's final cov: (edges) and ft: (features) for --bytes and
   --structure at the same -runs and -seed, each from an empty working corpus plus
-  the committed seeds; prints the Markdown table the README quotes. With --seconds,
+  the committed seeds; prints the Markdown table docs/fuzzing.md quotes. With --seconds,
   at the same -max_total_time instead (same CPU budget, if the machine is idle).
 All runs happen in temporary directories: the checkout is not written to.
 """
