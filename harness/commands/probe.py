@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# The probe's modules (hypothesis, scapy) are imported when the command runs, so that
-# `harness` itself starts without them.
+from harness._extras import require
+
+# The probe's modules are imported when the command runs, so that `harness` itself starts
+# without them; scapy (the pcap extra) only when --pcap-dir asks for captures.
 if TYPE_CHECKING:
     from harness.probe.checks import Check
     from harness.probe.runner import Target
@@ -93,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.timeout < math.inf:  # NaN and inf would reach Thread.join() and raise there
         print("harness probe: --timeout must be > 0 and finite", file=sys.stderr)
         return 2
+    if args.pcap_dir is not None:
+        require("--pcap-dir", "scapy")
     checks = _select(args.check)
     if isinstance(checks, str):
         print(f"harness probe: {checks}", file=sys.stderr)
