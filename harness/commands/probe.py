@@ -81,6 +81,8 @@ def _select(names: list[str]) -> list[Check] | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pcap_dir is not None:
+        require("--pcap-dir", "scapy")
     from harness.probe.checks import CHECKS
     from harness.probe.runner import Target
 
@@ -95,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.timeout < math.inf:  # NaN and inf would reach Thread.join() and raise there
         print("harness probe: --timeout must be > 0 and finite", file=sys.stderr)
         return 2
-    if args.pcap_dir is not None:
-        require("--pcap-dir", "scapy")
     checks = _select(args.check)
     if isinstance(checks, str):
         print(f"harness probe: {checks}", file=sys.stderr)
