@@ -180,8 +180,10 @@ def test_light_install_serve_answers_harness_request(light_venv: Path) -> None:
         line = serve.stdout.readline() if readable else "(nothing in 30 s)"
         match = re.fullmatch(r"Listening on 127\.0\.0\.1:(\d+)\n", line)
         if match:
-            result = _run(light_venv, "harness", "request", "127.0.0.1", match.group(1), "search", "morpheus")
-            assert (result.returncode, result.stdout, result.stderr) == (0, "Follow the white rabbit. 🐰\n", "")
+            port = match.group(1)
+            result = _run(light_venv, "harness", "request", "127.0.0.1", port, "search", "morpheus")
+            answer = "Follow the white rabbit. \N{RABBIT FACE}\n"
+            assert (result.returncode, result.stdout, result.stderr) == (0, answer, "")
     finally:
         serve.terminate()
         _, stderr = serve.communicate(timeout=30)
