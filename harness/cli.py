@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import harness.commands
+from harness._extras import DISTRIBUTION, MissingExtra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Test, fuzz, capture and probe servers of the lpjson protocol.",
     )
-    parser.add_argument("--version", action="version", version=f"harness {harness.__version__}")
+    version = f"harness {harness.__version__} ({DISTRIBUTION})"
+    parser.add_argument("--version", action="version", version=version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(harness.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"harness.commands.{module_info.name}")
@@ -35,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except MissingExtra as exc:  # a command or option whose extra is not installed
+        print(f"harness: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -22,8 +22,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import strategies as st
-
+from harness._extras import importing
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
 from harness.errors import (
     ContentError,
@@ -44,6 +43,9 @@ from harness.errors import (
 )
 from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS, TEXT_ENCODINGS, Message
 from harness.strictjson import MAX_DEPTH
+
+with importing("harness.strategies", "hypothesis"):
+    from hypothesis import strategies as st
 
 __all__ = [
     "VIOLATION_KINDS",

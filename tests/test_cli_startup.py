@@ -15,6 +15,7 @@ import harness.commands.load
 import harness.commands.pcap
 import harness.load
 import harness.pcap
+from harness._extras import EXTRA_OF
 
 HEAVY = ["hypothesis", "scapy", "harness.load", "harness.pcap", "harness.probe", "harness.strategies"]
 
@@ -39,6 +40,27 @@ def test_cli_serve_parses_without_heavy_dependencies() -> None:
         "assert args.func.__module__ == 'harness.commands.serve'"
     )
     assert [name for name in loaded if name.split(".")[0] in ("hypothesis", "scapy")] == []
+
+
+#: Modules that only an extra installs (harness/_extras.py), and pytest.
+EXTRAS_ONLY = {*EXTRA_OF, "pytest"}
+
+
+def test_serve_and_request_import_no_module_of_an_extra() -> None:
+    loaded = _modules_after(
+        "from harness.cli import build_parser\n"
+        "import harness.commands.serve, harness.commands.request, harness.server, harness.client"
+    )
+    assert [name for name in loaded if name.split(".")[0] in EXTRAS_ONLY] == []
+
+
+def test_probe_imports_no_capture_code_unless_captures_are_asked_for() -> None:
+    # What `harness probe` runs without --pcap-dir: the checks, the runner, the report, the
+    # embedded server. (Hypothesis is the probe's other extra to lose: tests/test_install.py
+    # runs the probe where it is not installed.)
+    code = "import harness.commands.probe, harness.probe.runner, harness.probe.report, harness.server"
+    loaded = _modules_after(code)
+    assert [name for name in loaded if name.split(".")[0] == "scapy" or name == "harness.pcap"] == []
 
 
 def test_cli_constants_repeated_in_command_modules_agree_with_their_source() -> None:

@@ -9,6 +9,8 @@ import resource
 import sys
 from typing import TYPE_CHECKING, Any
 
+from harness._extras import require
+
 # harness.load is imported when the command runs, so that `harness` itself starts without it.
 if TYPE_CHECKING:
     from harness.load import LoadResult, LoadStatus, ServerProcess
@@ -101,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.host is None) != (args.port is None):
         print("harness load: give both HOST and PORT, or neither", file=sys.stderr)
         return 2
+    if args.uvloop:
+        require("--uvloop", "uvloop")
     server: ServerProcess | None = None
     try:
         if args.host is None:

@@ -7,8 +7,10 @@ import itertools
 import sys
 from pathlib import Path
 
-# harness.pcap and harness.samples (scapy: ~140 ms and tens of MB) are imported by the
-# commands that use them, so that `harness` itself starts without them.
+from harness._extras import require
+
+# harness.pcap and harness.samples (scapy, the pcap extra: ~140 ms and tens of MB) are imported
+# by the commands that use them, so that `harness` itself starts without them.
 
 #: harness.pcap.DEFAULT_SERVER_PORT (tests/test_cli_startup.py checks that they agree).
 DEFAULT_SERVER_PORT = 65432
@@ -65,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_samples(args: argparse.Namespace) -> int:
+    require("the pcap command", "scapy")
     from harness.samples import samples, write_samples
 
     paths = write_samples(args.out)
@@ -93,6 +96,7 @@ def split(data: bytes, chunk: int | None, cuts: str | None) -> list[bytes]:
 
 
 def run_from_bytes(args: argparse.Namespace) -> int:
+    require("the pcap command", "scapy")
     from harness.pcap import CLIENT, Send, Session, write_sessions
     from harness.samples import conversation
 

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# The probe's modules (hypothesis, scapy) are imported when the command runs, so that
-# `harness` itself starts without them.
+from harness._extras import require
+
+# The probe's modules are imported when the command runs, so that `harness` itself starts
+# without them; scapy (the pcap extra) only when --pcap-dir asks for captures.
 if TYPE_CHECKING:
     from harness.probe.checks import Check
     from harness.probe.runner import Target
@@ -79,6 +81,8 @@ def _select(names: list[str]) -> list[Check] | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pcap_dir is not None:
+        require("--pcap-dir", "scapy")
     from harness.probe.checks import CHECKS
     from harness.probe.runner import Target
 

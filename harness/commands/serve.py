@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from harness._extras import require
 from harness.connection import DEFAULT_MAX_PENDING_OUTPUT
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
 from harness.server import (
@@ -133,6 +134,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.loop == "uvloop":
+        require("--loop uvloop", "uvloop")
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shlex
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.pcap import CLIENT, SERVER, Direction, Send, Session, write_sessions
 from harness.probe.checks import Check
 from harness.probe.runner import CheckResult, ProbeResult, Target
 from harness.probe.wire import Transcript
+
+# harness.pcap needs scapy (the pcap extra): imported only when captures are written.
+if TYPE_CHECKING:
+    from harness.pcap import Direction, Session
 
 __all__ = [
     "format_progress",
@@ -104,6 +107,8 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
 
 def transcript_session(transcript: Transcript, check: str, server_port: int, ipv6: bool = False) -> Session:
     """One recorded connection as a capture session: every chunk is one ``send()`` as it happened."""
+    from harness.pcap import CLIENT, SERVER, Send, Session
+
     sends = []
     total = 0
     truncated = False
@@ -142,6 +147,8 @@ def transcript_session(transcript: Transcript, check: str, server_port: int, ipv
 
 def write_captures(probe: ProbeResult, directory: Path) -> dict[str, Path]:
     """Write ``DIR/<check>.pcapng`` for each failing check; return check name -> path."""
+    from harness.pcap import write_sessions
+
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for r in probe.results:
