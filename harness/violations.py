@@ -158,6 +158,18 @@ def _frame(raw_header: bytes, content: bytes = b"") -> bytes:
     return len(raw_header).to_bytes(2, "big") + raw_header + content
 
 
+def _cut_short(raw: bytes, cut: int, description: str) -> Example:
+    """The first ``cut`` bytes of the message ``raw``; ``expected`` as far as they tell (F4)."""
+    header_end = 2 + int.from_bytes(raw[:2], "big")
+    if cut < 2:
+        expected = 2
+    elif cut < header_end:
+        expected = header_end
+    else:
+        expected = len(raw)
+    return Example(raw[:cut], description, expected=expected, received=cut)
+
+
 def _dumps(header: Any) -> str:
     return json.dumps(header, ensure_ascii=False)
 
@@ -364,19 +376,7 @@ def _incomplete_message(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_C
 
     raw = draw(messages(max_content_size=2048, extensions=False)).encode()
     cut = draw(st.integers(1, len(raw) - 1))
-    header_end = 2 + int.from_bytes(raw[:2], "big")
-    if cut < 2:
-        expected = 2
-    elif cut < header_end:
-        expected = header_end
-    else:
-        expected = len(raw)
-    return Example(
-        raw[:cut],
-        f"the stream ends after {cut} of the message's {len(raw)} bytes",
-        expected=expected,
-        received=cut,
-    )
+    return _cut_short(raw, cut, f"the stream ends after {cut} of the message's {len(raw)} bytes")
 
 
 #: Content that is no valid JSON text (each one for a different reason).
@@ -545,12 +545,7 @@ VIOLATIONS: dict[str, Violation] = {
             IncompleteMessage,
             "F4",
             "the stream ends in the middle of a message",
-            Example(
-                _MORPHEUS[:80],
-                f"the client closes after 80 of the message's {len(_MORPHEUS)} bytes",
-                expected=len(_MORPHEUS),
-                received=80,
-            ),
+            _cut_short(_MORPHEUS, 80, f"the client closes after 80 of the message's {len(_MORPHEUS)} bytes"),
             _incomplete_message,
         ),
         Violation(

@@ -11,8 +11,10 @@ from harness.pcap import CLIENT, SERVER, Direction, Send, Session, write_session
 from harness.probe.checks import Check
 from harness.probe.runner import CheckResult, ProbeResult, Target
 from harness.probe.wire import Transcript
+from harness.spec import cite, rule
 
 __all__ = [
+    "breaks",
     "format_progress",
     "format_table",
     "rerun_command",
@@ -31,6 +33,11 @@ def status_label(result: CheckResult) -> str:
     if result.status == "fail":
         return f"FAIL ({result.severity})" if result.severity else "FAIL"
     return result.status
+
+
+def breaks(rule_id: str) -> str:
+    """The line shown under a failing verdict: the rule the check tests, where to read it, its text."""
+    return f"breaks {cite(rule_id)}: {rule(rule_id).text}"
 
 
 def format_progress(index: int, total: int, check: Check, result: CheckResult | None) -> str:
@@ -68,6 +75,8 @@ def format_table(probe: ProbeResult) -> str:
             f"{r.name:<{name_width}}  {status_label(r):<{status_width}}  {r.seconds:5.2f}  {wrapped[0]}"
         )
         lines += [indent + more for more in wrapped[1:]]
+        if r.status == "fail" and r.rule is not None:
+            lines += [indent + more for more in textwrap.wrap(breaks(r.rule), _DETAIL_WIDTH)]
     lines.append("")
     lines.append(
         f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"
