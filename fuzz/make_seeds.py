@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Write the seed corpus (harness.fuzzing.seed_corpus) to fuzz/seeds/.
 
+The violation seeds (violation-*, pair-then-*, bad-content-*) are drawn with the
+generators of the rows of harness.violations.VIOLATIONS, the one table of violations.
+
 python fuzz/make_seeds.py           # rewrite fuzz/seeds/ (removes files it no longer makes)
 python fuzz/make_seeds.py --check   # exit 1 if fuzz/seeds/ differs from what it would write
 """

@@ -807,11 +807,13 @@ def seed_corpus() -> dict[str, bytes]:
     """The seed corpus: fuzz inputs (see :class:`FuzzInput`) by file name.
 
     The wire vectors, every kind of valid message, pipelined pairs, each violation
-    class of docs/PROTOCOL.md (from :func:`harness.strategies.malformed_messages` and
+    class of docs/PROTOCOL.md (the rows of :data:`harness.violations.VIOLATIONS`, drawn with
+    their generators through :func:`harness.strategies.malformed_messages` and
     :func:`~harness.strategies.bad_content_messages`), with a few chunkings.
     Deterministic for a given Hypothesis version.
     """
     from harness import strategies
+    from harness.violations import stream_violations
 
     streams: dict[str, bytes] = dict(WIRE_VECTORS)
     streams.update(_valid_seed_messages())
@@ -820,7 +822,7 @@ def seed_corpus() -> dict[str, bytes]:
     request = WIRE_VECTORS["vector-request-morpheus"]
     for name, data in singles[:: max(1, len(singles) // 8)]:
         streams[f"pair-{name}"] = request + data
-    for kind in strategies.VIOLATION_KINDS:
+    for kind in (row.code for row in stream_violations()):
         for i, bad in enumerate(_hypothesis_examples(strategies.malformed_messages(kind), 4, seed=len(kind))):
             streams[f"violation-{kind}-{i}"] = bad.data
             if i == 0:

@@ -5,7 +5,9 @@ connection (:class:`~harness.connection.ServerConnection`, which answers with
 :func:`harness.app.search_app` and :func:`harness.app.error_response`), fed the
 client's sends one by one, so a capture shows exactly what the reference
 server answers, send by send. ``harness pcap samples --out DIR`` writes them
-with a README; ``pcaps/`` in the repository holds the committed set.
+with a README; ``pcaps/`` in the repository holds the committed set. The
+violation samples show the canonical example of each row of
+:data:`harness.violations.VIOLATIONS`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.connection import ServerConnection
-from harness.decoder import Decoder
-from harness.errors import ProtocolError
 from harness.message import Message
 from harness.pcap import CLIENT, SERVER, Close, Send, Session, write_sessions
+from harness.violations import Violation, content_violations, first_error, stream_violations
 
 __all__ = [
-    "BAD_CONTENT",
     "OTHER_PORT",
-    "VIOLATIONS",
     "Sample",
     "conversation",
     "readme",
@@ -45,90 +44,6 @@ def _search(value: str) -> Message:
 
 def _binary(content: bytes) -> Message:
     return Message.from_bytes(content, byteorder="little")
-
-
-def _frame(header: bytes) -> bytes:
-    return len(header).to_bytes(2, "big") + header
-
-
-_GOOD_HEADER = b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
-
-#: One message per violation class (docs/PROTOCOL.md#error-codes): code -> (bytes, what is wrong).
-VIOLATIONS: dict[str, tuple[bytes, str]] = {
-    "zero-header-length": (b"\x00\x00", "the 2-byte prefix announces a JSON header of 0 bytes"),
-    "header-not-utf8": (
-        _frame(
-            b'{"byteorder": "little", "content-type": "text/\xffjson", "content-encoding": "utf-8", '
-            b'"content-length": 2}'
-        )
-        + b"{}",
-        "the JSON header holds the byte 0xff, which is not UTF-8",
-    ),
-    "header-not-json": (
-        _frame(
-            b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8" '
-            b'"content-length": 2}'
-        )
-        + b"{}",
-        "the JSON header misses a comma between two members",
-    ),
-    "non-finite-number": (
-        _frame(_GOOD_HEADER + b'"content-length": 2, "x-priority": NaN}') + b"{}",
-        "the JSON header holds NaN",
-    ),
-    "duplicate-key": (
-        _frame(_GOOD_HEADER + b'"content-length": 2, "content-length": 200}') + b"{}",
-        "the JSON header sets content-length twice",
-    ),
-    "header-not-object": (
-        _frame(b'["byteorder", "little", "content-length", 2]') + b"{}",
-        "the JSON header is an array, not an object",
-    ),
-    "missing-header-key": (
-        _frame(b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8"}'),
-        "the JSON header has no content-length",
-    ),
-    "invalid-header-value": (
-        _frame(_GOOD_HEADER + b'"content-length": "2"}') + b"{}",
-        'content-length is the string "2", not an integer',
-    ),
-    "content-too-large": (
-        _frame(_GOOD_HEADER + b'"content-length": 2000000}') + b'{"action": "search", "value": "' + b"a" * 64,
-        "content-length 2000000 is over the 1 MiB limit (flagged from the header alone)",
-    ),
-    "incomplete-message": (
-        _search("morpheus").encode()[:80],
-        "the client closes after 80 of the message's 146 bytes",
-    ),
-}
-
-#: Well-framed text/json requests whose content the application cannot read: code -> (message, what).
-BAD_CONTENT: dict[str, tuple[Message, str]] = {
-    "unsupported-encoding": (
-        Message.from_bytes(
-            b'{"action": "search", "value": "ring"}',
-            content_type="text/json",
-            encoding="rot13",
-            byteorder="little",
-        ),
-        "text/json content declared in the encoding rot13, which is not on the allow-list",
-    ),
-    "content-not-decodable": (
-        Message.from_bytes(
-            b'{"action": "search", "value": "\xff"}',
-            content_type="text/json",
-            encoding="utf-8",
-            byteorder="little",
-        ),
-        "text/json content that is not valid UTF-8",
-    ),
-    "content-not-json": (
-        Message.from_bytes(
-            b'{"action": "search", "value": }', content_type="text/json", encoding="utf-8", byteorder="little"
-        ),
-        "text/json content that is not JSON",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -187,16 +102,12 @@ def _cut(data: bytes, *cuts: int) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _check_violation(code: str, data: bytes) -> None:
-    decoder = Decoder()
-    try:
-        decoder.feed(data)
-        decoder.close()
-    except ProtocolError as error:
-        if error.code != code:
-            raise AssertionError(f"sample {code!r} raises {error.code!r}: {error}") from None
-        return
-    raise AssertionError(f"sample {code!r} decodes without error")
+def _check_violation(row: Violation) -> None:
+    error = first_error(row.example.data)
+    if error is None:
+        raise AssertionError(f"the example of {row.code!r} decodes without error")
+    if error.code != row.code:
+        raise AssertionError(f"the example of {row.code!r} raises {error.code!r}: {error}")
 
 
 def samples() -> list[Sample]:
@@ -295,18 +206,19 @@ def samples() -> list[Sample]:
         )
     )
     sessions, codes = [], []
-    for code, (data, what) in VIOLATIONS.items():
-        _check_violation(code, data)
+    for row in stream_violations():
+        _check_violation(row)
+        what = row.example.description
         sessions.append(
             conversation(
                 [
                     Send(CLIENT, _search("ring").encode(), "a valid request first"),
-                    Send(CLIENT, data, f"{code}: {what}"),
+                    Send(CLIENT, row.example.data, f"{row.code}: {what}"),
                 ],
-                comment=f"violation {code}: {what}",
+                comment=f"violation {row.code}: {what}",
             )
         )
-        codes.append(code)
+        codes.append(row.code)
     out.append(
         Sample(
             "13-violations",
@@ -319,17 +231,19 @@ def samples() -> list[Sample]:
         )
     )
     sessions, codes = [], []
-    for code, (message, what) in BAD_CONTENT.items():
+    for row in content_violations():
+        _check_violation(row)
+        what = row.example.description
         sessions.append(
             conversation(
                 [
-                    Send(CLIENT, message.encode(), f"{code}: {what}"),
+                    Send(CLIENT, row.example.data, f"{row.code}: {what}"),
                     Send(CLIENT, _search("morpheus").encode()),
                 ],
-                comment=f"bad content {code}: {what}",
+                comment=f"bad content {row.code}: {what}",
             )
         )
-        codes.append(code)
+        codes.append(row.code)
     out.append(
         Sample(
             "14-bad-content",

@@ -17,32 +17,14 @@ from documented rules, never by re-implementing the decoder.
 from __future__ import annotations
 
 import json
-import math
-import string
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness._extras import importing
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
-from harness.errors import (
-    ContentError,
-    ContentNotDecodable,
-    ContentNotJSON,
-    ContentTooLarge,
-    DuplicateKey,
-    HeaderNotJSON,
-    HeaderNotObject,
-    HeaderNotUTF8,
-    IncompleteMessage,
-    InvalidHeaderValue,
-    MissingHeaderKey,
-    NonFiniteNumber,
-    ProtocolError,
-    UnsupportedEncoding,
-    ZeroHeaderLength,
-)
+from harness.errors import ContentError, ProtocolError
 from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS, TEXT_ENCODINGS, Message
-from harness.strictjson import MAX_DEPTH
+from harness.violations import VIOLATIONS, Violation, content_violations, stream_violations
 
 with importing("harness.strategies", "hypothesis"):
     from hypothesis import strategies as st
@@ -248,20 +230,12 @@ def chunkings(draw: st.DrawFn, payload: bytes, max_chunks: int = 64) -> list[byt
 
 
 # -- malformed input -----------------------------------------------------------
+#
+# The violations themselves live in one table (harness.violations): one row per error
+# code, with the generator drawn here.
 
-#: The violation classes of docs/PROTOCOL.md#error-codes that a byte stream can show on its own.
-VIOLATION_KINDS: dict[str, type[ProtocolError]] = {
-    "zero-header-length": ZeroHeaderLength,
-    "header-not-utf8": HeaderNotUTF8,
-    "header-not-json": HeaderNotJSON,
-    "non-finite-number": NonFiniteNumber,
-    "duplicate-key": DuplicateKey,
-    "header-not-object": HeaderNotObject,
-    "missing-header-key": MissingHeaderKey,
-    "invalid-header-value": InvalidHeaderValue,
-    "content-too-large": ContentTooLarge,
-    "incomplete-message": IncompleteMessage,
-}
+#: The violation classes of docs/PROTOCOL.md that a byte stream can show on its own.
+VIOLATION_KINDS: dict[str, type[ProtocolError]] = {row.code: row.error for row in stream_violations()}
 
 
 @dataclass(frozen=True)
@@ -283,223 +257,17 @@ class Malformed:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _frame(raw_header: bytes) -> bytes:
-    return len(raw_header).to_bytes(2, "big") + raw_header
-
-
-def _valid_header(draw: st.DrawFn, length: int = 0) -> dict[str, Any]:
-    return {
-        "byteorder": draw(_byteorders),
-        "content-type": draw(st.sampled_from(["text/json", "binary/custom-client-binary-type"])),
-        "content-encoding": draw(st.sampled_from(["utf-8", "binary"])),
-        "content-length": length,
-    }
-
-
-def _dumps(header: Any) -> str:
-    return json.dumps(header, ensure_ascii=False)
-
-
-_trailing = st.binary(max_size=8)
-
-
 @st.composite
-def _zero_header_length(draw: st.DrawFn) -> Malformed:
+def _malformed(draw: st.DrawFn, row: Violation, max_content_length: int) -> Malformed:
+    example = row.generate(draw, max_content_length=max_content_length)
     return Malformed(
-        "zero-header-length",
-        b"\x00\x00" + draw(_trailing),
-        ZeroHeaderLength,
-        "the 2-byte prefix announces an empty header",
-    )
-
-
-_BAD_UTF8 = [
-    b"\xff",
-    b"\xfe",
-    b"\x80",
-    b"\xc0\x80",
-    b"\xc3",
-    b"\xed\xa0\x80",
-    b"\xf4\x90\x80\x80",
-    b"\xe2\x82",
-]
-
-
-@st.composite
-def _header_not_utf8(draw: st.DrawFn) -> Malformed:
-    header = _valid_header(draw)
-    style = draw(st.sampled_from(["in-string", "bom", "surrogate-escape"]))
-    text = _dumps(header)
-    if style == "bom":
-        raw = b"\xef\xbb\xbf" + text.encode()
-        description = "the JSON header starts with a UTF-8 byte order mark"
-    elif style == "surrogate-escape":
-        escape = draw(st.sampled_from(["\\ud800", "\\udfff", "\\uDBFF", "\\ud83d"]))
-        raw = (text[:-1] + f', "x-note": "a{escape}b"}}').encode()
-        description = "the JSON header escapes a lone UTF-16 surrogate"
-    else:
-        bad = draw(st.sampled_from(_BAD_UTF8))
-        encoded = text.encode()
-        # inside the value of content-type
-        at = encoded.index(b'"content-type": "') + len(b'"content-type": "')
-        at += draw(st.integers(0, 2))
-        raw = encoded[:at] + bad + encoded[at:]
-        description = f"the JSON header holds the invalid UTF-8 bytes {bad!r}"
-    return Malformed("header-not-utf8", _frame(raw) + draw(_trailing), HeaderNotUTF8, description)
-
-
-@st.composite
-def _header_not_json(draw: st.DrawFn) -> Malformed:
-    header = _valid_header(draw)
-    text = _dumps(header)
-    style = draw(st.sampled_from(["truncated", "trailing", "bad-token", "too-deep", "garbage"]))
-    if style == "truncated":
-        text = text[: draw(st.integers(1, len(text) - 1))]
-        description = "the JSON header is cut short"
-    elif style == "trailing":
-        text += draw(st.sampled_from(["x", ",", "]", "}", "{}", "[]", '"', "0"]))
-        description = "the JSON header has data after the object"
-    elif style == "bad-token":
-        text = text.replace(": ", draw(st.sampled_from([": ,", "= ", " "])), 1)
-        description = "the JSON header has a syntax error"
-    elif style == "too-deep":
-        depth = draw(st.integers(MAX_DEPTH + 1, MAX_DEPTH + 300))
-        text = text[:-1] + ', "x-deep": ' + "[" * depth + "]" * depth + "}"
-        description = f"the JSON header nests {depth + 1} levels deep (limit {MAX_DEPTH})"
-    else:
-        text = draw(st.text(string.ascii_letters + " ;=", min_size=1, max_size=40))
-        description = "the JSON header is not JSON at all"
-    return Malformed("header-not-json", _frame(text.encode()) + draw(_trailing), HeaderNotJSON, description)
-
-
-@st.composite
-def _non_finite(draw: st.DrawFn) -> Malformed:
-    header = _valid_header(draw)
-    literal = draw(st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1E999"]))
-    key = draw(st.sampled_from(["content-length", "x-value"]))
-    if key == "content-length":
-        text = _dumps(header).replace('"content-length": 0', f'"content-length": {literal}')
-    else:
-        text = _dumps(header)[:-1] + f', "x-value": [{literal}]}}'
-    return Malformed(
-        "non-finite-number",
-        _frame(text.encode()) + draw(_trailing),
-        NonFiniteNumber,
-        f"the JSON header holds the number {literal}",
-    )
-
-
-@st.composite
-def _duplicate_key(draw: st.DrawFn) -> Malformed:
-    header = _valid_header(draw)
-    text = _dumps(header)
-    if draw(st.booleans()):
-        key = draw(st.sampled_from(REQUIRED_KEYS))
-        value = header[key] if draw(st.booleans()) else "other"
-        text = text[:-1] + f", {json.dumps(key)}: {json.dumps(value)}}}"
-    else:
-        key = draw(_text)
-        text = text[:-1] + f', "x-obj": {{{json.dumps(key)}: 1, {json.dumps(key)}: 2}}}}'
-    return Malformed(
-        "duplicate-key",
-        _frame(text.encode()) + draw(_trailing),
-        DuplicateKey,
-        f"the JSON header repeats the key {key!r}",
-    )
-
-
-@st.composite
-def _not_object(draw: st.DrawFn) -> Malformed:
-    value = draw(
-        st.one_of(
-            st.lists(json_values(3), max_size=3),
-            _json_scalars.filter(lambda v: not (isinstance(v, float) and not math.isfinite(v))),
-        )
-    )
-    raw = json.dumps(value, ensure_ascii=False).encode()
-    if len(raw) > MAX_HEADER_LENGTH:  # pragma: no cover
-        raw = b"[]"
-    return Malformed(
-        "header-not-object",
-        _frame(raw) + draw(_trailing),
-        HeaderNotObject,
-        f"the JSON header is a {type(value).__name__}",
-    )
-
-
-@st.composite
-def _missing_key(draw: st.DrawFn) -> Malformed:
-    header = _valid_header(draw)
-    drop = draw(st.sets(st.sampled_from(REQUIRED_KEYS), min_size=1))
-    for key in drop:
-        del header[key]
-    header.update(draw(extension_headers(2)))
-    for key in drop:
-        header.pop(key, None)
-    return Malformed(
-        "missing-header-key",
-        _frame(_dumps(header).encode()) + draw(_trailing),
-        MissingHeaderKey,
-        "the JSON header lacks " + ", ".join(sorted(drop)),
-    )
-
-
-_BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "byteorder": st.sampled_from(["", "middle", "LITTLE", 1, None, True, ["little"]]),
-    "content-length": st.one_of(
-        st.integers(max_value=-1), st.sampled_from([1.0, 0.5, "10", True, False, None, [1], {"n": 1}])
-    ),
-    "content-type": st.sampled_from(["", 1, None, False, ["text/json"], {}]),
-    "content-encoding": st.sampled_from(["", 0, None, True, ["utf-8"]]),
-}
-
-
-@st.composite
-def _invalid_value(draw: st.DrawFn) -> Malformed:
-    header = _valid_header(draw)
-    key = draw(st.sampled_from(REQUIRED_KEYS))
-    header[key] = draw(_BAD_VALUES[key])
-    return Malformed(
-        "invalid-header-value",
-        _frame(_dumps(header).encode()) + draw(_trailing),
-        InvalidHeaderValue,
-        f"the JSON header sets {key} to {header[key]!r}",
-    )
-
-
-@st.composite
-def _too_large(draw: st.DrawFn, max_content_length: int) -> Malformed:
-    length = draw(st.integers(max_content_length + 1, max(max_content_length + 1, 2**40)))
-    header = _valid_header(draw, length)
-    # Some of the content may follow; the error must come from the header alone.
-    return Malformed(
-        "content-too-large",
-        _frame(_dumps(header).encode()) + draw(_trailing),
-        ContentTooLarge,
-        f"content-length {length} is over the limit of {max_content_length}",
-        extra={"content_length": length},
-    )
-
-
-@st.composite
-def _incomplete(draw: st.DrawFn) -> Malformed:
-    message = draw(messages(max_content_size=2048, extensions=False))
-    raw = message.encode()
-    cut = draw(st.integers(1, len(raw) - 1))
-    header_end = 2 + int.from_bytes(raw[:2], "big")
-    if cut < 2:
-        expected = 2
-    elif cut < header_end:
-        expected = header_end
-    else:
-        expected = len(raw)
-    return Malformed(
-        "incomplete-message",
-        raw[:cut],
-        IncompleteMessage,
-        f"the stream ends after {cut} of the message's {len(raw)} bytes",
-        expected=expected,
-        received=cut,
+        row.code,
+        example.data,
+        row.error,
+        example.description,
+        example.expected,
+        example.received,
+        dict(example.extra),
     )
 
 
@@ -507,43 +275,28 @@ def malformed_messages(
     kinds: str | list[str] | None = None, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
 ) -> st.SearchStrategy[Malformed]:
     """Bytes holding one violation of docs/PROTOCOL.md, of the given kind(s) (default: all)."""
-    builders: dict[str, st.SearchStrategy[Malformed]] = {
-        "zero-header-length": _zero_header_length(),
-        "header-not-utf8": _header_not_utf8(),
-        "header-not-json": _header_not_json(),
-        "non-finite-number": _non_finite(),
-        "duplicate-key": _duplicate_key(),
-        "header-not-object": _not_object(),
-        "missing-header-key": _missing_key(),
-        "invalid-header-value": _invalid_value(),
-        "content-too-large": _too_large(max_content_length),
-        "incomplete-message": _incomplete(),
-    }
     if kinds is None:
-        chosen = list(builders)
+        chosen = list(VIOLATION_KINDS)
     elif isinstance(kinds, str):
         chosen = [kinds]
     else:
         chosen = list(kinds)
-    return st.one_of([builders[k] for k in chosen])
+    unknown = [kind for kind in chosen if kind not in VIOLATION_KINDS]
+    if unknown or not chosen:
+        raise ValueError(
+            f"malformed_messages: no stream violation {', '.join(map(repr, unknown)) or '(none given)'} "
+            f"(kinds: {', '.join(VIOLATION_KINDS)}; content errors: bad_content_messages())"
+        )
+    return st.one_of([_malformed(VIOLATIONS[kind], max_content_length) for kind in chosen])
 
 
 @st.composite
-def bad_content_messages(draw: st.DrawFn) -> tuple[Message, type[ContentError]]:
+def _bad_content(draw: st.DrawFn, row: Violation) -> tuple[Message, type[ContentError]]:
+    example = row.generate(draw)
+    assert example.message is not None and issubclass(row.error, ContentError)
+    return example.message, row.error
+
+
+def bad_content_messages() -> st.SearchStrategy[tuple[Message, type[ContentError]]]:
     """Well-framed ``text/json`` messages whose content cannot be read as JSON text."""
-    style = draw(st.sampled_from(["encoding", "undecodable", "not-json"]))
-    if style == "encoding":
-        encoding = draw(
-            st.sampled_from(["binary", "rot13", "utf-7", "base64", "x-unknown"])
-            | st.text(min_size=1, max_size=8).filter(lambda e: e.lower() not in TEXT_ENCODINGS)
-        )
-        content = b'{"action": "search", "value": "x"}'
-        return Message.from_bytes(content, content_type="text/json", encoding=encoding), UnsupportedEncoding
-    if style == "undecodable":
-        bad = draw(st.sampled_from(_BAD_UTF8))
-        content = b'{"action": "search", "value": "' + bad + b'"}'
-        return Message.from_bytes(content, content_type="text/json", encoding="utf-8"), ContentNotDecodable
-    content = draw(
-        st.sampled_from([b"", b"{", b"not json", b'{"a": NaN}', b'{"a": 1, "a": 2}', b"[1,]", b"{} {}"])
-    )
-    return Message.from_bytes(content, content_type="text/json", encoding="utf-8"), ContentNotJSON
+    return st.one_of([_bad_content(row) for row in content_violations()])

@@ -125,6 +125,22 @@ _ANSWERS = {
 }
 
 
+def _strict_loads(raw: bytes | str) -> object:
+    """``json.loads``, but NaN, Infinity and repeated keys are errors (PROTOCOL.md H3, H4):
+    a careful server's JSON, so that the planted bug is each server's only deviation."""
+
+    def no_constant(name: str) -> object:
+        raise ValueError(f"non-finite number {name}")
+
+    def no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            raise ValueError("repeated key")
+        return obj
+
+    return json.loads(raw, parse_constant=no_constant, object_pairs_hook=no_repeats)
+
+
 def _encode(obj_or_bytes: object, content_type: str, encoding: str) -> bytes:
     if isinstance(obj_or_bytes, bytes):
         content = obj_or_bytes
@@ -162,7 +178,7 @@ class OneRequestServer(_ThreadedServer):
         if header_length == 0 or not self._read_exactly(conn, buf, 2 + header_length):
             return
         try:
-            header = json.loads(bytes(buf[2 : 2 + header_length]).decode("utf-8"))
+            header = _strict_loads(bytes(buf[2 : 2 + header_length]).decode("utf-8"))
         except ValueError:
             return
         if not isinstance(header, dict):
@@ -181,7 +197,7 @@ class OneRequestServer(_ThreadedServer):
             if header["content-encoding"].lower() != "utf-8":
                 return
             try:
-                request = json.loads(content.decode("utf-8"))
+                request = _strict_loads(content.decode("utf-8"))
             except ValueError:
                 return
             if not isinstance(request, dict):
@@ -252,7 +268,7 @@ class _FramingServer(_ThreadedServer):
 
     def parse_json(self, raw: bytes) -> object:
         try:
-            return json.loads(raw)
+            return _strict_loads(raw)
         except ValueError:
             return None
 

@@ -12,8 +12,9 @@ from scapy.utils import PcapNgReader
 from harness.cli import main
 from harness.decoder import Decoder
 from harness.errors import ProtocolError
-from harness.samples import VIOLATIONS, samples, write_samples
+from harness.samples import samples, write_samples
 from harness.strategies import VIOLATION_KINDS
+from harness.violations import content_violations, stream_violations
 from harness.wireshark import dissector_path
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
@@ -36,7 +37,10 @@ def test_samples_regenerate_byte_identical_to_committed_pcaps(tmp_path: Path) ->
 def test_samples_cover_the_issue_list() -> None:
     sample_list = samples()
     assert len(sample_list) >= 10
-    assert set(VIOLATIONS) == set(VIOLATION_KINDS)
+    by_name = {s.name: s for s in sample_list}
+    assert by_name["13-violations"].violations == [row.code for row in stream_violations()]
+    assert set(by_name["13-violations"].violations) == set(VIOLATION_KINDS)
+    assert by_name["14-bad-content"].violations == [row.code for row in content_violations()]
     names = " ".join(s.name for s in sample_list)
     for needed in (
         "morpheus",
@@ -64,12 +68,15 @@ def test_samples_cover_the_issue_list() -> None:
 
 
 def test_violation_samples_raise_their_own_error_in_the_codec() -> None:
-    for code, (data, _) in VIOLATIONS.items():
+    (sample,) = [s for s in samples() if s.name == "13-violations"]
+    for session, row in zip(sample.sessions, stream_violations(), strict=True):
+        data = session.stream("client")
+        assert data.endswith(row.example.data)
         decoder = Decoder()
         with pytest.raises(ProtocolError) as caught:
             decoder.feed(data)
             decoder.close()
-        assert caught.value.code == code
+        assert caught.value.code == row.code
 
 
 def test_cli_pcap_samples_writes_the_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,9 +16,7 @@ from harness.app import search_app
 from harness.errors import ContentError
 from harness.probe import checks, wire
 from harness.probe.checks import (
-    BAD_CONTENTS,
     CHECKS,
-    VIOLATION_PAYLOADS,
     Check,
     CheckFailed,
     difference,
@@ -28,7 +26,9 @@ from harness.probe.checks import (
 from harness.probe.report import CAPTURE_LIMIT, transcript_session
 from harness.probe.runner import Target, run_check, run_checks
 from harness.probe.wire import Chunk, End, Recorder, Transcript
+from harness.spec import RULES
 from harness.strategies import VIOLATION_KINDS
+from harness.violations import VIOLATIONS, content_violations
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,8 @@ def test_check_names_are_unique_and_cover_the_issue() -> None:
     assert len(names) == len(set(names)) >= 15
     for kind in VIOLATION_KINDS:
         assert f"violation-{kind}" in names
+    for code in VIOLATIONS:
+        assert f"violation-{code}" in names
     for name in (
         "search-morpheus",
         "search-ring",
@@ -69,20 +71,39 @@ def test_check_names_are_unique_and_cover_the_issue() -> None:
 
 @pytest.mark.parametrize("kind", sorted(VIOLATION_KINDS))
 def test_violation_payload_raises_its_own_violation_class(kind: str) -> None:
-    data = VIOLATION_PAYLOADS[kind][0]
+    data = VIOLATIONS[kind].example.data
     decoder = Decoder()
     with pytest.raises(VIOLATION_KINDS[kind]):
         decoder.feed(data)
         decoder.close()
 
 
-@pytest.mark.parametrize("name", sorted(BAD_CONTENTS))
-def test_bad_content_is_well_framed_but_unreadable(name: str) -> None:
-    message = BAD_CONTENTS[name][0]
-    (decoded,) = decode_all(message.encode())
+@pytest.mark.parametrize("code", [row.code for row in content_violations()])
+def test_bad_content_is_well_framed_but_unreadable(code: str) -> None:
+    message = VIOLATIONS[code].example.message
+    assert message is not None
+    (decoded,) = decode_all(VIOLATIONS[code].example.data)
     assert decoded == message
     with pytest.raises(ContentError):
         search_app(decoded)
+
+
+@pytest.mark.parametrize("code", list(VIOLATIONS))
+def test_violation_check_sends_the_canonical_example_of_its_row(code: str, reference: Target) -> None:
+    result = run_check(find_check(f"violation-{code}"), reference)
+    assert result.status == "pass", result.detail
+    (offender,) = [t for t in result.transcripts if t.label == "offender"]
+    assert offender.sent == VIOLATIONS[code].example.data
+    assert offender.server_closed == VIOLATIONS[code].closes_connection
+
+
+def test_every_check_names_a_rule_of_the_spec() -> None:
+    for check in CHECKS:
+        assert check.rule in RULES, check.name
+    for code, row in VIOLATIONS.items():
+        assert find_check(f"violation-{code}").rule == row.rule
+    with pytest.raises(ValueError, match="rule 'Z9'"):
+        Check("bogus", "", 1, lambda ctx: "", "test", "Z9")
 
 
 def test_random_splittings_are_deterministic_and_cover_each_request() -> None:
@@ -184,7 +205,7 @@ def test_a_check_that_never_returns_is_cut_off_at_its_bound(reference: Target) -
 
     try:
         started = time.monotonic()
-        result = run_check(Check("stuck", "blocks", 0.2, stuck, "test"), reference)
+        result = run_check(Check("stuck", "blocks", 0.2, stuck, "test", "L2"), reference)
         elapsed = time.monotonic() - started
     finally:
         release.set()
@@ -206,9 +227,9 @@ def test_a_check_that_crashes_does_not_stop_the_next(reference: Target) -> None:
 
     probe = run_checks(
         [
-            Check("broken", "", 1, broken, "test"),
-            Check("spec", "", 1, spec, "test"),
-            Check("fine", "", 1, fine, "test"),
+            Check("broken", "", 1, broken, "test", "S1"),
+            Check("spec", "", 1, spec, "test", "A1"),
+            Check("fine", "", 1, fine, "test", "S1"),
         ],
         reference,
     )
@@ -216,6 +237,9 @@ def test_a_check_that_crashes_does_not_stop_the_next(reference: Target) -> None:
     assert statuses == [("broken", "fail", "spec"), ("spec", "fail", "spec"), ("fine", "pass", None)]
     assert "ZeroDivisionError" in probe.results[0].detail
     assert probe.passed == 1 and probe.failed == 2 and not probe.ok
+    assert [r.rule for r in probe.results] == ["S1", "A1", "S1"]
+    assert probe.results[1].to_json()["rule"] == "A1"
+    assert probe.results[1].to_json()["spec"] == "docs/PROTOCOL.md#a1"
 
 
 def test_capture_of_a_huge_connection_is_cut_at_the_limit() -> None:

@@ -20,6 +20,8 @@ def test_list_names_every_check(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     listed = [line.split()[0] for line in out.splitlines()]
     assert listed == [check.name for check in CHECKS]
+    rules = [line.split()[2] for line in out.splitlines()]
+    assert rules == [check.rule for check in CHECKS]
 
 
 @pytest.mark.parametrize(
@@ -60,6 +62,12 @@ def test_table_shows_verdicts_severity_and_rerun_lines(capsys: pytest.CaptureFix
     assert "1 passed, 1 failed, 0 skipped" in out
     assert f"harness probe {host} {port} --check pipeline-2 --seed 5" in out
     assert "[2/2] pipeline-2: FAIL (spec)" in err  # progress on stderr
+    # the failing verdict names the rule it breaks and where to read it; a pass does not
+    lines = out.splitlines()
+    below = lines[lines.index(rows["pipeline-2"]) + 1]
+    assert below.strip().startswith("breaks F3 (docs/PROTOCOL.md#f3): messages follow back to back")
+    assert out.count("breaks ") == 1
+    assert "breaks F3 (docs/PROTOCOL.md#f3)" in err
 
 
 def test_unwritable_pcap_dir_still_reports_the_verdicts(

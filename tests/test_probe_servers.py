@@ -57,7 +57,8 @@ def test_probe_passes_the_embedded_reference_server(capsys: pytest.CaptureFixtur
     assert {c["status"] for c in checks} == {"pass"}
     assert report["passed"] == len(checks) and report["failed"] == 0
     for entry in checks:
-        assert set(entry) >= {"name", "status", "detail", "seconds"}
+        assert set(entry) >= {"name", "status", "detail", "seconds", "rule", "spec"}
+        assert entry["spec"] == f"docs/PROTOCOL.md#{entry['rule'].lower()}"
     assert "[32/32]" in err or f"[{len(checks)}/{len(checks)}]" in err  # progress lines
 
 
@@ -114,6 +115,7 @@ def test_one_request_per_connection_server_fails_pipelining_only(
         failed = {name for name, c in checks.items() if c["status"] == "fail"}
         assert failed == {"pipeline-2", "pipeline-100"}
         assert checks["pipeline-2"]["severity"] == "spec"
+        assert (checks["pipeline-2"]["rule"], checks["pipeline-100"]["rule"]) == ("F3", "S1")
         assert "1 of 2 answers" in checks["pipeline-2"]["detail"]
         for name in (
             "search-morpheus",

@@ -23,7 +23,8 @@ check: the guide's answers, requests split anywhere, pipelining, concurrency,
 half-close, slow and non-reading clients, a huge declared length and every protocol
 violation. Each check uses its own fresh connections and its own time bound: a hung
 server is a verdict, not a hung probe. A failure is either "spec" (deviates from
-docs/PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others).
+docs/PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others). Each check tests one
+rule of docs/PROTOCOL.md (F2, S4, H4, ...): --list shows it, a failure names it.
 
 Without HOST PORT the reference server is started in process on 127.0.0.1 and a free
 port. Progress goes to stderr; the table (or --json) to stdout. Exit status: 0 when
@@ -63,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "received, with their real chunking",
     )
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.add_argument(
+        "--list", action="store_true", help="list the checks (name, time bound, rule, what it sends) and exit"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run)
 
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         width = max(len(check.name) for check in CHECKS)
         for check in CHECKS:
-            print(f"{check.name:<{width}}  {check.timeout:>4.0f}s  {check.summary}")
+            print(f"{check.name:<{width}}  {check.timeout:>4.0f}s  {check.rule:<3}  {check.summary}")
         return 0
     if (args.host is None) != (args.port is None):
         print("harness probe: give both HOST and PORT, or neither", file=sys.stderr)
@@ -111,7 +114,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int:
-    from harness.probe.report import format_progress, format_table, rerun_command, to_json, write_captures
+    from harness.probe.report import (
+        breaks,
+        format_progress,
+        format_table,
+        rerun_command,
+        to_json,
+        write_captures,
+    )
     from harness.probe.runner import CheckResult, reachable, run_checks
 
     why = reachable(target, max(1.0, 2.0 * args.timeout))
@@ -125,7 +135,7 @@ def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int
         line = format_progress(index, total, check, result)
         if result.status == "fail":
             rerun = rerun_command(target, check.name, args.seed, args.timeout)
-            line += f"\n      {result.detail}\n      rerun: {rerun}"
+            line += f"\n      {result.detail}\n      {breaks(check.rule)}\n      rerun: {rerun}"
         print(line, file=sys.stderr, flush=True)
 
     if not args.quiet:

@@ -9,9 +9,11 @@ Each check talks to the target over fresh, recorded connections
 - ``unsafe``: the server hangs (silence until the time bound), dies (a fresh
   connection is refused or unanswered) or stops serving others.
 
-Expected answers always come from the reference application
-(:func:`harness.app.search_app`); malformed inputs are built here byte by byte
-and cross-checked against the codec in the tests.
+Every check names the rule of docs/PROTOCOL.md it tests (``rule``, an id of
+:data:`harness.spec.RULES`). Expected answers always come from the reference
+application (:func:`harness.app.search_app`); the violation checks send the
+canonical example of each row of :data:`harness.violations.VIOLATIONS`, one
+check per error code, each judged by the row's rule.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from typing import Any, Literal
 from harness.app import search_app
 from harness.message import Message
 from harness.probe.wire import CheckTimeout, End, Reading, Recorder, WireConnection
-from harness.strategies import VIOLATION_KINDS
+from harness.spec import RULES, SPEC_PATH
+from harness.violations import VIOLATIONS, Violation
 
 __all__ = [
     "CHECKS",
-    "VIOLATION_PAYLOADS",
     "Check",
     "CheckContext",
     "CheckFailed",
@@ -40,7 +42,6 @@ __all__ = [
     "expected_answer",
     "find_check",
     "random_splittings",
-    "violation_payload",
 ]
 
 Severity = Literal["spec", "unsafe"]
@@ -92,13 +93,25 @@ class CheckContext:
 
 @dataclass(frozen=True)
 class Check:
-    """One named check: ``run(ctx)`` returns a detail line or raises :class:`CheckFailed`."""
+    """One named check: ``run(ctx)`` returns a detail line or raises :class:`CheckFailed`.
+
+    ``rule`` is the id of the rule of docs/PROTOCOL.md the check tests (``"F2"``,
+    see :data:`harness.spec.RULES`): a failure of the check is a breach of that rule.
+    """
 
     name: str
     summary: str
     timeout: float  # seconds at --timeout 1
     run: Callable[[CheckContext], str]
     group: str
+    rule: str
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(
+                f"check {self.name!r} names rule {self.rule!r}, which is not in {SPEC_PATH} "
+                f"(rules: {', '.join(RULES)})"
+            )
 
 
 # -- requests and their expected answers ------------------------------------------
@@ -458,93 +471,6 @@ def _frame(raw_header: bytes) -> bytes:
     return len(raw_header).to_bytes(2, "big") + raw_header
 
 
-def _header_text(**changes: Any) -> str:
-    header: dict[str, Any] = {
-        "byteorder": _BYTEORDER,
-        "content-type": "text/json",
-        "content-encoding": "utf-8",
-        "content-length": 0,
-    }
-    header.update(changes)
-    return json.dumps(header, ensure_ascii=False)
-
-
-def _violations() -> dict[str, tuple[bytes, str]]:
-    base = _header_text()
-    request = search("morpheus").encode()
-    header_utf8 = base.encode().replace(b'"text/json"', b'"text/\xffjson"')
-    missing = json.dumps({"byteorder": _BYTEORDER, "content-type": "text/json", "content-encoding": "utf-8"})
-    return {
-        "zero-header-length": (b"\x00\x00", "a 2-byte prefix of 0 (empty header)"),
-        "header-not-utf8": (_frame(header_utf8), "a JSON header holding the byte 0xff"),
-        "header-not-json": (_frame(base[:-12].encode()), "a JSON header cut short"),
-        "non-finite-number": (
-            _frame(base.replace('"content-length": 0', '"content-length": NaN').encode()),
-            "content-length NaN",
-        ),
-        "duplicate-key": (
-            _frame((base[:-1] + ', "content-length": 0}').encode()),
-            "content-length given twice",
-        ),
-        "header-not-object": (_frame(b'["byteorder", "little"]'), "a JSON header that is an array"),
-        "missing-header-key": (_frame(missing.encode()), "a JSON header without content-length"),
-        "invalid-header-value": (
-            _frame(_header_text(**{"content-length": -1}).encode()),
-            "content-length -1",
-        ),
-        "content-too-large": (
-            _frame(
-                _header_text(
-                    **{"content-type": "binary/x", "content-encoding": "binary", "content-length": 1 << 33}
-                ).encode()
-            )
-            + bytes(65536),
-            "content-length 8 GiB followed by 64 KiB of content",
-        ),
-        "incomplete-message": (request[: len(request) // 2], "half a request, then the client's FIN"),
-    }
-
-
-#: kind -> (bytes, description) for every violation class the probe sends.
-VIOLATION_PAYLOADS: dict[str, tuple[bytes, str]] = _violations()
-assert set(VIOLATION_PAYLOADS) == set(VIOLATION_KINDS), "one payload per violation class"
-
-#: Well-framed text/json requests whose content cannot be read (docs/PROTOCOL.md#s3: an error, not a crash).
-BAD_CONTENTS: dict[str, tuple[Message, str]] = {
-    "content-bad-encoding": (
-        Message.from_bytes(
-            b'{"action": "search", "value": "ring"}',
-            content_type="text/json",
-            encoding="rot13",
-            byteorder=_BYTEORDER,
-        ),
-        "text/json content in the encoding 'rot13'",
-    ),
-    "content-undecodable": (
-        Message.from_bytes(
-            b'{"action": "search", "value": "\xff"}',
-            content_type="text/json",
-            encoding="utf-8",
-            byteorder=_BYTEORDER,
-        ),
-        "utf-8 content holding the byte 0xff",
-    ),
-    "content-not-json": (
-        Message.from_bytes(
-            b'{"action": "search", "value": ',
-            content_type="text/json",
-            encoding="utf-8",
-            byteorder=_BYTEORDER,
-        ),
-        "text/json content that is not JSON",
-    ),
-}
-
-
-def violation_payload(kind: str) -> bytes:
-    return VIOLATION_PAYLOADS[kind][0]
-
-
 def _outcome(reading: Reading) -> str:
     said = ""
     if reading.messages:
@@ -615,20 +541,19 @@ def _misbehaviour(ctx: CheckContext, data: bytes, what: str, *, half_close: bool
     return f"{_outcome(reading)}; others unaffected"
 
 
-def _violation_check(kind: str) -> Callable[[CheckContext], str]:
-    data, what = VIOLATION_PAYLOADS[kind]
+def _violation_check(row: Violation) -> Callable[[CheckContext], str]:
+    """Send the row's canonical example: a stream error must end in an error message or a close (S2);
+    after a content error the server may answer and keep the connection (S3)."""
+    example = row.example
 
     def run(ctx: CheckContext) -> str:
-        return _misbehaviour(ctx, data, what, half_close=kind == "incomplete-message", must_close=True)
-
-    return run
-
-
-def _bad_content_check(name: str) -> Callable[[CheckContext], str]:
-    message, what = BAD_CONTENTS[name]
-
-    def run(ctx: CheckContext) -> str:
-        return _misbehaviour(ctx, message.encode(), what, half_close=False, must_close=False)
+        return _misbehaviour(
+            ctx,
+            example.data,
+            example.description,
+            half_close=row.at_end_of_stream,
+            must_close=row.closes_connection,
+        )
 
     return run
 
@@ -644,6 +569,7 @@ def _build() -> list[Check]:
             3,
             _answer_check(search("morpheus")),
             "answers",
+            rule="A1",
         ),
         Check(
             "search-ring",
@@ -651,6 +577,7 @@ def _build() -> list[Check]:
             3,
             _answer_check(search("ring")),
             "answers",
+            rule="A1",
         ),
         Check(
             "search-dog",
@@ -658,6 +585,7 @@ def _build() -> list[Check]:
             3,
             _answer_check(search("\U0001f436")),
             "answers",
+            rule="A1",
         ),
         Check(
             "search-miss",
@@ -665,6 +593,7 @@ def _build() -> list[Check]:
             3,
             _answer_check(search("needle")),
             "answers",
+            rule="A1",
         ),
         Check(
             "binary",
@@ -672,6 +601,7 @@ def _build() -> list[Check]:
             3,
             _answer_check(binary("binary\U0001f603".encode())),
             "answers",
+            rule="A3",
         ),
         Check(
             "invalid-action",
@@ -679,14 +609,18 @@ def _build() -> list[Check]:
             3,
             _answer_check(Message.from_json({"action": "fetch", "value": "morpheus"}, byteorder=_BYTEORDER)),
             "answers",
+            rule="A2",
         ),
-        Check("split-one-byte", "a request sent one byte per send", 5, _check_one_byte, "splitting"),
+        Check(
+            "split-one-byte", "a request sent one byte per send", 5, _check_one_byte, "splitting", rule="F2"
+        ),
         Check(
             "split-prefix",
             "a request split inside the 2-byte prefix",
             3,
             _split_at(lambda raw: 1, "inside the prefix"),
             "splitting",
+            rule="F2",
         ),
         Check(
             "split-header",
@@ -694,6 +628,7 @@ def _build() -> list[Check]:
             3,
             _split_at(lambda raw: (2 + _header_end(raw)) // 2, "inside the header"),
             "splitting",
+            rule="F2",
         ),
         Check(
             "split-content",
@@ -701,6 +636,7 @@ def _build() -> list[Check]:
             3,
             _split_at(lambda raw: (_header_end(raw) + len(raw)) // 2, "inside the content"),
             "splitting",
+            rule="F2",
         ),
         Check(
             "split-random",
@@ -708,15 +644,31 @@ def _build() -> list[Check]:
             10,
             _check_random_splittings,
             "splitting",
+            rule="F2",
         ),
-        Check("pipeline-2", "2 requests in one send, answered in order", 4, _pipeline(2), "pipelining"),
-        Check("pipeline-100", "100 requests in one send, answered in order", 8, _pipeline(100), "pipelining"),
+        Check(
+            "pipeline-2",
+            "2 requests in one send, answered in order",
+            4,
+            _pipeline(2),
+            "pipelining",
+            rule="F3",
+        ),
+        Check(
+            "pipeline-100",
+            "100 requests in one send, answered in order",
+            8,
+            _pipeline(100),
+            "pipelining",
+            rule="S1",
+        ),
         Check(
             "concurrent-connections",
             "50 connections open at once, each answered",
             8,
             _check_many_connections,
             "concurrency",
+            rule="S4",
         ),
         Check(
             "concurrent-interleaved",
@@ -724,6 +676,7 @@ def _build() -> list[Check]:
             8,
             _check_interleaved,
             "concurrency",
+            rule="S4",
         ),
         Check(
             "half-close",
@@ -731,6 +684,7 @@ def _build() -> list[Check]:
             5,
             _check_half_close,
             "connection",
+            rule="S5",
         ),
         Check(
             "slow-sender",
@@ -738,6 +692,7 @@ def _build() -> list[Check]:
             8,
             _check_slow_sender,
             "connection",
+            rule="S4",
         ),
         Check(
             "never-reads",
@@ -745,6 +700,7 @@ def _build() -> list[Check]:
             10,
             _check_never_reads,
             "connection",
+            rule="L3",
         ),
         Check(
             "huge-length",
@@ -752,27 +708,20 @@ def _build() -> list[Check]:
             6,
             _check_huge_length,
             "limits",
+            rule="L1",
         ),
     ]
-    for kind in VIOLATION_KINDS:
-        what = VIOLATION_PAYLOADS[kind][1]
+    for row in VIOLATIONS.values():
+        what = row.example.description
+        verdict = "error message or close" if row.closes_connection else "an answer or a close"
         checks.append(
             Check(
-                f"violation-{kind}",
-                f"{what}: error message or close; others unaffected",
+                f"violation-{row.code}",
+                f"{what}: {verdict}; others unaffected",
                 8,
-                _violation_check(kind),
+                _violation_check(row),
                 "violations",
-            )
-        )
-    for name, (_, what) in BAD_CONTENTS.items():
-        checks.append(
-            Check(
-                name,
-                f"{what}: an answer or a close; others unaffected",
-                8,
-                _bad_content_check(name),
-                "violations",
+                rule=row.rule,
             )
         )
     return checks

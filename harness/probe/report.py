@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from harness.probe.checks import Check
 from harness.probe.runner import CheckResult, ProbeResult, Target
 from harness.probe.wire import Transcript
+from harness.spec import cite, rule
 
 # harness.pcap needs scapy (the pcap extra): imported only when captures are written.
 if TYPE_CHECKING:
     from harness.pcap import Direction, Session
 
 __all__ = [
+    "breaks",
     "format_progress",
     "format_table",
     "rerun_command",
@@ -34,6 +36,11 @@ def status_label(result: CheckResult) -> str:
     if result.status == "fail":
         return f"FAIL ({result.severity})" if result.severity else "FAIL"
     return result.status
+
+
+def breaks(rule_id: str) -> str:
+    """The line shown under a failing verdict: the rule the check tests, where to read it, its text."""
+    return f"breaks {cite(rule_id)}: {rule(rule_id).text}"
 
 
 def format_progress(index: int, total: int, check: Check, result: CheckResult | None) -> str:
@@ -71,6 +78,8 @@ def format_table(probe: ProbeResult) -> str:
             f"{r.name:<{name_width}}  {status_label(r):<{status_width}}  {r.seconds:5.2f}  {wrapped[0]}"
         )
         lines += [indent + more for more in wrapped[1:]]
+        if r.status == "fail" and r.rule is not None:
+            lines += [indent + more for more in textwrap.wrap(breaks(r.rule), _DETAIL_WIDTH)]
     lines.append("")
     lines.append(
         f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"

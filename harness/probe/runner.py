@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from harness.probe.checks import Check, CheckContext, CheckFailed, Severity, still_served
 from harness.probe.wire import CheckTimeout, Recorder, Transcript
+from harness.spec import rule
 
 __all__ = ["CheckResult", "ProbeResult", "Target", "run_check", "run_checks"]
 
@@ -48,6 +49,8 @@ class CheckResult:
     seconds: float
     severity: Severity | None = None
     transcripts: list[Transcript] = field(default_factory=list)
+    #: The id of the rule of docs/PROTOCOL.md the check tests (see :data:`harness.spec.RULES`).
+    rule: str | None = None
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -56,6 +59,9 @@ class CheckResult:
             "detail": self.detail,
             "seconds": round(self.seconds, 3),
         }
+        if self.rule is not None:
+            data["rule"] = self.rule
+            data["spec"] = rule(self.rule).ref
         if self.severity is not None:
             data["severity"] = self.severity
         return data
@@ -154,6 +160,7 @@ def run_check(check: Check, target: Target, seed: int = 0, scale: float = 1.0) -
             after.close_all()
     result.seconds = time.monotonic() - started
     result.transcripts = recorder.transcripts
+    result.rule = check.rule
     return result
 
 
@@ -178,7 +185,7 @@ def run_checks(
                 last = next((r.name for r in reversed(results) if r.status == "fail"), results[-1].name)
                 down = f"the target no longer accepts connections ({refused}) since {last!r}"
         if down is not None:
-            result = CheckResult(check.name, "skip", down, time.monotonic() - t0)
+            result = CheckResult(check.name, "skip", down, time.monotonic() - t0, rule=check.rule)
         else:
             result = run_check(check, target, seed, scale)
         log.info("%s: %s (%s)", check.name, result.status, result.detail)
