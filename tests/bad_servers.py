@@ -27,7 +27,7 @@ import sys
 import threading
 from types import TracebackType
 
-from harness.app import search_app
+from harness.apps import search_app
 from harness.errors import ProtocolError
 from harness.message import Message
 

@@ -10,7 +10,7 @@ Each check talks to the target over fresh, recorded connections
   connection is refused or unanswered) or stops serving others.
 
 Expected answers always come from the reference application
-(:func:`harness.app.search_app`); malformed inputs are built here byte by byte
+(:func:`harness.apps.search_app`); malformed inputs are built here byte by byte
 and cross-checked against the codec in the tests.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.app import search_app
+from harness.apps import search_app
 from harness.message import Message
 from harness.probe.wire import CheckTimeout, End, Reading, Recorder, WireConnection
 from harness.strategies import VIOLATION_KINDS
