@@ -56,7 +56,7 @@ def _shape(raw: bytes) -> tuple[tuple[bytes, bytes], int] | None:
     the new content-length. Runs of 19 digits or more are left to the strict reader.
     """
     head, found, tail = raw.rpartition(_CONTENT_LENGTH_KEY)
-    if not found or not head or head[-1] == 92:  # a backslash: the quote may be escaped
+    if not found or not head or not tail or head[-1] == 92:  # a backslash: the quote may be escaped
         return None
     digits = tail[:-1]
     if tail[-1] == 125 and digits.isdigit():  # "}": the guide's layout, content-length last

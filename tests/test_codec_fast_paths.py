@@ -294,3 +294,28 @@ def test_codec_shape_memo_reads_every_header_as_the_strict_reader(raws: list[byt
         assert got == want
         if isinstance(got, tuple) and isinstance(got[0], dict):
             assert list(got[0]) == list(want[0])  # type: ignore[index]  # key order too
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"content-length": ',  # the pattern at the very end
+        b'"content-length": 5}',  # at the very start
+        b'{"content-length": }',
+        b'{"content-length": 5',
+        b'{"a\\"content-length": 5}',  # inside a key, after an escaped quote
+        b'{"content-length": 05}',
+        b'{"content-length": 5.5}',
+        b'{"content-length": 1234567890123456789}',
+    ],
+)
+def test_codec_shape_memo_leaves_every_odd_place_to_the_strict_reader(raw: bytes) -> None:
+    assert harness.frames._shape(raw) is None
+    reader = FrameReader()
+    reader.feed(
+        harness.frame(
+            b'{"byteorder": "big", "content-type": "t", "content-encoding": "e", "content-length": 0}'
+        )
+    )
+    with pytest.raises(ProtocolError):
+        reader.feed(harness.frame(raw))
