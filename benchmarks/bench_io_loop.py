@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 
 from harness import Decoder, Message, ServerConnection
-from harness.app import PAIR_ENCODED_APPS, search_app
+from harness.apps import search_app
+from harness.frames import FrameReader
 from harness.load import LoadConfig, ServerProcess, run_load
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -56,16 +57,15 @@ def sans_io(chunks: int) -> dict[str, float]:
     decoded = Decoder().feed(CHUNK)
     responses = [search_app(m) for m in decoded]
     decoder = Decoder()
-    pairs_decoder = Decoder()
-    pairs_decoder._pairs = True  # as ServerConnection uses it
-    pair_encode = PAIR_ENCODED_APPS[search_app]
+    reader = FrameReader()  # as ServerConnection reads
+    pair_encode = search_app.encode_response
     pairs = [(m.header, m.content) for m in decoded]
     connection = ServerConnection()
     return {
         "decoder (Decoder.feed)": cpu_per_request(lambda: decoder.feed(CHUNK), chunks),
         "application (search_app)": cpu_per_request(lambda: [search_app(m) for m in decoded], chunks),
         "encoder (Message.encode)": cpu_per_request(lambda: [r.encode() for r in responses], chunks),
-        "decoder, pairs (the server's)": cpu_per_request(lambda: pairs_decoder.feed(CHUNK), chunks),
+        "frame reader (the server's)": cpu_per_request(lambda: reader.feed(CHUNK), chunks),
         "app + encoder, direct (server's)": cpu_per_request(
             lambda: [pair_encode(h, c) for h, c in pairs], chunks
         ),

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.app import search_app
+from harness.apps import search_app
 from harness.load import ServerProcess
 from harness.message import Message
 

@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 with atheris.instrument_imports(include=["harness"], exclude=["harness.fuzzing", "harness.mutator"]):
     for module in (
         "harness.connection",
-        "harness.app",
+        "harness.apps",
+        "harness.frames",
+        "harness.header",
         "harness.decoder",
         "harness.message",
         "harness.strictjson",

@@ -1,8 +1,11 @@
 """harness: a test and fuzzing harness for the length-prefixed JSON (lpjson) protocol.
 
-The codec here is sans-IO: :class:`Decoder` turns bytes into :class:`Message`
-objects, :meth:`Message.encode` turns them back into bytes. Everything else in
-harness (server, client, fuzzers, captures, probe) drives this one codec.
+The codec here is sans-IO, in two layers: :class:`FrameReader` turns bytes into
+raw frames (checked header, content, offset) and :func:`frame` writes one;
+:class:`Decoder` wraps frames in :class:`Message` objects, and
+:meth:`Message.encode` turns them back into bytes. Everything else in harness
+(server, client, fuzzers, captures, probe) drives this one codec. The rules it
+implements are docs/PROTOCOL.md.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -27,10 +30,11 @@ from harness.errors import (
     UnsupportedEncoding,
     ZeroHeaderLength,
 )
-from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS, Message
+from harness.frames import Frame, FrameReader, frame
+from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS, Message, error_message, error_response
 
 if TYPE_CHECKING:
-    from harness.app import search_app
+    from harness.apps import search_app
     from harness.client import Client
     from harness.connection import ServerConnection
     from harness.server import ReferenceServer
@@ -38,7 +42,11 @@ if TYPE_CHECKING:
 # The I/O side (asyncio, sockets) is imported on first use, so that the codec alone
 # (a fuzzer, a user's own server) does not pay for it.
 _LAZY = {
-    "search_app": "harness.app",
+    "App": "harness.apps",
+    "EchoApp": "harness.apps",
+    "SearchApp": "harness.apps",
+    "echo_app": "harness.apps",
+    "search_app": "harness.apps",
     "Client": "harness.client",
     "ServerConnection": "harness.connection",
     "ReferenceServer": "harness.server",
@@ -62,6 +70,7 @@ __all__ = [
     "ERROR_CLASSES",
     "REQUIRED_KEYS",
     "TEXT_ENCODINGS",
+    "App",
     "Client",
     "ContentError",
     "ContentNotDecodable",
@@ -70,6 +79,9 @@ __all__ = [
     "Decoder",
     "DecoderState",
     "DuplicateKey",
+    "EchoApp",
+    "Frame",
+    "FrameReader",
     "HeaderError",
     "HeaderNotJSON",
     "HeaderNotObject",
@@ -81,11 +93,16 @@ __all__ = [
     "NonFiniteNumber",
     "ProtocolError",
     "ReferenceServer",
+    "SearchApp",
     "ServerConnection",
     "UnsupportedEncoding",
     "ZeroHeaderLength",
     "decode_all",
+    "echo_app",
     "encode",
+    "error_message",
+    "error_response",
+    "frame",
     "search_app",
 ]
 

@@ -2,15 +2,21 @@
 
 Every way a byte stream can break the lpjson protocol has its own subclass of
 :class:`ProtocolError`, with a stable ``code`` (sent to peers in the reference
-server's error message) and the stream ``offset`` of the first byte of the
-offending message.
+server's error message, listed in docs/PROTOCOL.md#error-codes) and the stream
+``offset`` of the first byte of the offending message.
+
+These errors are for what a *peer* sent. The families :class:`ProtocolError`,
+:class:`HeaderError` and :class:`ContentError` group the codes and cannot be
+raised themselves; a caller's own mistake (building an invalid message,
+encoding an oversize header) is a ``ValueError`` or ``TypeError``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from harness.frames import Frame
     from harness.message import Message
 
 __all__ = [
@@ -40,16 +46,29 @@ class ProtocolError(Exception):
     ``offset`` is the stream offset of the first byte of the offending message
     (``None`` when the error concerns a message outside any stream).
     ``messages`` holds the messages that the same :meth:`Decoder.feed` call
-    completed before the violation, so that nothing already received is lost.
+    completed before the violation, so that nothing already received is lost
+    (``frames``: the same, from :meth:`FrameReader.feed`).
     """
 
-    code: str = "protocol-error"
+    code: ClassVar[str] = "protocol-error"
+    #: Set on the families, which only group the concrete violations below.
+    _abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._abstract = "_abstract" in cls.__dict__ and cls.__dict__["_abstract"]
 
     def __init__(self, reason: str, offset: int | None = None) -> None:
+        if self._abstract:
+            raise TypeError(
+                f"{type(self).__name__} groups violations and cannot be raised itself: "
+                f"raise one of its subclasses (harness.errors.ERROR_CLASSES)"
+            )
         super().__init__(reason)
         self.reason = reason
         self.offset = offset
         self.messages: list[Message] = []
+        self.frames: list[Frame] = []
 
     def __str__(self) -> str:
         where = "" if self.offset is None else f" (message at stream offset {self.offset})"
@@ -63,6 +82,7 @@ class HeaderError(ProtocolError):
     """The 2-byte prefix or the JSON header breaks the protocol."""
 
     code = "invalid-header"
+    _abstract = True
 
 
 class ZeroHeaderLength(HeaderError):
@@ -139,6 +159,7 @@ class ContentError(ProtocolError):
     """A ``text/json`` message's content cannot be read as JSON text."""
 
     code = "invalid-content"
+    _abstract = True
 
 
 class UnsupportedEncoding(ContentError):

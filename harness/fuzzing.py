@@ -574,7 +574,7 @@ def check_decoder_input(data: bytes) -> None:
 
 
 def _expected_response(app: Callable[[Message], Message], request: Message) -> bytes:
-    from harness.app import error_response
+    from harness.message import error_response
 
     try:
         return app(request).encode()
@@ -605,8 +605,9 @@ def check_server_connection(
       backlog drains in a bounded number of calls, and what it buffers afterwards is
       only the unfinished message at the end of the input.
     """
-    from harness.app import error_response, search_app
+    from harness.apps import search_app
     from harness.connection import DEFAULT_MAX_PENDING_OUTPUT, ServerConnection
+    from harness.message import error_response
 
     limit = DEFAULT_MAX_PENDING_OUTPUT if max_pending_output is None else max_pending_output
     data = b"".join(chunks)
@@ -659,7 +660,7 @@ def check_server_connection(
             if drains > len(reference.messages) + 1:
                 raise AssertionError(f"{what}: the backlog did not drain after {drains} calls")
             try:
-                out = conn.receive_data(b"")
+                out = conn.answer_backlog()
             except Exception as exc:
                 raise AssertionError(f"receive_data(b'') raised {type(exc).__name__}: {exc!s:.300}") from exc
             if not out and conn.backlog:

@@ -848,7 +848,7 @@ class HostileMix:
       the server's memory must stay bounded;
     - ``well_behaved`` clients, started once the hostile ones are in place, each make
       ``requests_per_client`` requests one after the other and check every answer
-      byte for byte against :func:`harness.app.search_app`.
+      byte for byte against :func:`harness.apps.search_app`.
     """
 
     slow_senders: int = 200
@@ -921,7 +921,7 @@ def _error_code(data: bytes) -> str | None:
 
 async def run_hostile_mix_async(host: str, port: int, mix: HostileMix) -> HostileResult:
     """Run ``mix`` against ``host:port``; see :class:`HostileMix`."""
-    from harness.app import search_app  # the expected answers (the application is pure)
+    from harness.apps import search_app  # the expected answers (the application is pure)
 
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import msgspec
-
 from harness.errors import (
     ContentNotDecodable,
     ContentNotJSON,
-    InvalidHeaderValue,
-    MissingHeaderKey,
+    ProtocolError,
     UnsupportedEncoding,
 )
-from harness.strictjson import JSONViolation, loads_strict
+from harness.frames import Frame, frame
+from harness.header import MAX_HEADER_LENGTH, REQUIRED_KEYS, check_header
+from harness.strictjson import UNDECIDED, JSONViolation, fast_loads, loads_strict
 
 __all__ = [
     "BINARY_ENCODING",
@@ -34,39 +33,14 @@ __all__ = [
     "TEXT_ENCODINGS",
     "Message",
     "check_header",
+    "error_message",
+    "error_response",
 ]
 
-#: The required header keys, in the order the guide writes them.
-REQUIRED_KEYS = ("byteorder", "content-type", "content-encoding", "content-length")
 #: Text encodings a ``text/json`` content may declare (compared case-insensitively).
 TEXT_ENCODINGS = frozenset({"utf-8", "utf-16", "utf-32", "ascii", "latin-1"})
 JSON_CONTENT_TYPE = "text/json"
 BINARY_ENCODING = "binary"
-#: The 2-byte prefix caps the JSON header at this many bytes.
-MAX_HEADER_LENGTH = 0xFFFF
-BYTEORDERS = ("little", "big")
-
-
-def check_header(header: dict[str, Any], offset: int | None = None) -> int:
-    """Check the required keys of ``header``; return its content-length.
-
-    Raises :class:`MissingHeaderKey` or :class:`InvalidHeaderValue`. Missing
-    keys are reported before bad values; both in the guide's key order.
-    """
-    missing = [key for key in REQUIRED_KEYS if key not in header]
-    if missing:
-        raise MissingHeaderKey("missing required key " + ", ".join(map(repr, missing)), offset)
-    byteorder = header["byteorder"]
-    if byteorder not in BYTEORDERS or type(byteorder) is not str:
-        raise InvalidHeaderValue(f"byteorder must be 'little' or 'big', not {byteorder!r:.80}", offset)
-    for key in ("content-type", "content-encoding"):
-        value = header[key]
-        if type(value) is not str or not value:
-            raise InvalidHeaderValue(f"{key} must be a non-empty string, not {value!r:.80}", offset)
-    length = header["content-length"]
-    if type(length) is not int or length < 0:
-        raise InvalidHeaderValue(f"content-length must be an integer >= 0, not {length!r:.80}", offset)
-    return length
 
 
 def _string_keys(value: Any) -> bool:
@@ -76,36 +50,6 @@ def _string_keys(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(_string_keys(item) for item in value)
     return True
-
-
-_SCALARS = (str, int, float, bool, type(None))
-_UNDECIDED = object()
-_msgspec_decode = msgspec.json.Decoder().decode
-
-
-def _fast_json(raw: bytes) -> Any:
-    """UTF-8 JSON ``raw`` read by msgspec where the strict reader provably gives the same
-    value, else ``_UNDECIDED``.
-
-    msgspec refuses invalid UTF-8, a BOM, lone surrogate escapes, ``NaN`` and
-    numbers that overflow, like the strict reader (anything it refuses goes to
-    the strict reader, for the verdict and the error's wording). What it does
-    not check, duplicate keys and nesting depth, is ruled out here: the value
-    is a scalar, or a flat array or object of scalars, and an object's raw text
-    holds exactly one ``:`` per key (so no key repeats).
-    """
-    try:
-        value = _msgspec_decode(raw)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
-        return _UNDECIDED
-    kind = type(value)
-    if kind is dict:
-        if raw.count(b":") == len(value) and all(type(item) in _SCALARS for item in value.values()):
-            return value
-        return _UNDECIDED
-    if kind is list:
-        return value if all(type(item) in _SCALARS for item in value) else _UNDECIDED
-    return value
 
 
 @lru_cache(maxsize=256)
@@ -118,8 +62,10 @@ class Message:
     """One lpjson message: ``header`` (every key as received) and ``content``.
 
     The constructor checks the header's required keys and that
-    ``content-length`` matches ``len(content)``. Messages compare equal when
-    their headers (as dicts) and contents are equal.
+    ``content-length`` matches ``len(content)``, and raises ``TypeError`` or
+    ``ValueError`` (building a bad message is the caller's mistake, not a
+    peer's: protocol errors are for bytes that came from a peer). Messages
+    compare equal when their headers (as dicts) and contents are equal.
     """
 
     header: dict[str, Any]
@@ -130,11 +76,12 @@ class Message:
             raise TypeError("header must be a dict")
         if not isinstance(self.content, bytes):
             raise TypeError("content must be bytes")
-        length = check_header(self.header)
+        try:
+            length = check_header(self.header)
+        except ProtocolError as exc:
+            raise ValueError(f"invalid message header: {exc.reason}") from None
         if length != len(self.content):
-            raise InvalidHeaderValue(
-                f"content-length is {length} but the content has {len(self.content)} bytes"
-            )
+            raise ValueError(f"content-length is {length} but the content has {len(self.content)} bytes")
 
     __hash__ = None  # type: ignore[assignment]  # the header is a mutable dict
 
@@ -158,9 +105,15 @@ class Message:
         byteorder: str = sys.byteorder,
         extra_headers: dict[str, Any] | None = None,
     ) -> Message:
-        """A message whose content is ``value`` as JSON text, the way the guide writes it."""
+        """A message whose content is ``value`` as JSON text, the way the guide writes it.
+
+        ``ValueError`` when ``encoding`` is not on the allow-list, or ``value``
+        holds something JSON cannot carry (``NaN`` included).
+        """
         if encoding.lower() not in TEXT_ENCODINGS:
-            raise UnsupportedEncoding(f"content-encoding {encoding!r} is not a supported text encoding")
+            raise ValueError(
+                f"content-encoding {encoding!r} is not one of the text encodings {sorted(TEXT_ENCODINGS)}"
+            )
         content = json.dumps(value, ensure_ascii=False, allow_nan=False).encode(encoding)
         return cls.from_bytes(
             content,
@@ -239,8 +192,8 @@ class Message:
         if not self.is_json:
             raise ContentNotJSON(f"content-type is {self.content_type!r:.80}, not {JSON_CONTENT_TYPE!r}")
         if self.content_encoding.lower() == "utf-8":
-            value = _fast_json(self.content)
-            if value is not _UNDECIDED:
+            value = fast_loads(self.content)
+            if value is not UNDECIDED:
                 return value
         text = self.text()
         try:
@@ -276,10 +229,7 @@ class Message:
                 text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)
             except TypeError as exc:
                 raise ValueError(f"the header holds a value JSON cannot carry: {exc}") from None
-        raw = text.encode("utf-8")
-        if len(raw) > MAX_HEADER_LENGTH:
-            raise ValueError(f"JSON header of {len(raw)} bytes exceeds {MAX_HEADER_LENGTH}")
-        return len(raw).to_bytes(2, "big") + raw + self.content
+        return frame(text.encode("utf-8"), self.content)
 
     def __repr__(self) -> str:
         content = self.content if len(self.content) <= 64 else self.content[:64] + b"..."
@@ -287,7 +237,29 @@ class Message:
 
 
 # The slot descriptors of the frozen dataclass: setting through them skips the
-# frozen __setattr__ (the decoder builds one message per header it has checked).
+# frozen __setattr__ (the decoder builds one message per frame it has checked).
 _new_message = object.__new__
 _set_header = Message.__dict__["header"].__set__
 _set_content = Message.__dict__["content"].__set__
+
+
+def _messages_from_frames(frames: list[Frame]) -> list[Message]:
+    """One :class:`Message` per checked frame, each with a header dict of its own."""
+    messages: list[Message] = []
+    append = messages.append
+    for header, content, _ in frames:
+        message = _new_message(Message)
+        _set_header(message, header.copy())
+        _set_content(message, content)
+        append(message)
+    return messages
+
+
+def error_message(code: str, detail: str) -> Message:
+    """An error message of docs/PROTOCOL.md#s6: ``{"error": code, "detail": detail}`` as text/json."""
+    return Message.from_json({"error": code, "detail": detail}, byteorder=sys.byteorder)
+
+
+def error_response(error: ProtocolError) -> Message:
+    """The error message that answers ``error`` (docs/PROTOCOL.md#s6): its code and its reason."""
+    return error_message(error.code, error.reason)

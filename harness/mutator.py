@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.decoder import Decoder
 from harness.errors import ProtocolError
+from harness.frames import prefix
 from harness.fuzzing import (
     FLAG_ALTERNATE,
     FLAG_CYCLE,
@@ -37,6 +38,7 @@ from harness.fuzzing import (
     WIRE_VECTORS,
     FuzzInput,
 )
+from harness.header import MAX_HEADER_LENGTH
 from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS
 
 __all__ = ["ByteMutator", "Frame", "StructureMutator", "parse_frames", "simple_byte_mutate"]
@@ -230,8 +232,8 @@ def _render_header(header: dict[str, Any], rng: random.Random) -> bytes:
 
 
 def _frame(raw_header: bytes, content: bytes, prefix_delta: int = 0) -> bytes:
-    length = min(max(len(raw_header) + prefix_delta, 0), 0xFFFF)
-    return length.to_bytes(2, "big") + raw_header + content
+    length = min(max(len(raw_header) + prefix_delta, 0), MAX_HEADER_LENGTH)
+    return prefix(length) + raw_header + content
 
 
 def _guide_header(content: bytes, content_type: str, encoding: str) -> dict[str, Any]:

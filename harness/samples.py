@@ -2,7 +2,7 @@
 
 Every server response in them comes from the reference server's sans-IO
 connection (:class:`~harness.connection.ServerConnection`, which answers with
-:func:`harness.app.search_app` and :func:`harness.app.error_response`), fed the
+:func:`harness.apps.search_app` and :func:`harness.message.error_response`), fed the
 client's sends one by one, so a capture shows exactly what the reference
 server answers, send by send. ``harness pcap samples --out DIR`` writes them
 with a README; ``pcaps/`` in the repository holds the committed set. The

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import errno
 import logging
 import signal
@@ -42,9 +43,10 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, cast
 
-from harness.app import App, error_message, search_app
+from harness.apps import App, search_app
 from harness.connection import DEFAULT_MAX_PENDING_OUTPUT, ServerConnection
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
+from harness.message import error_message
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -200,6 +202,14 @@ def _format_peer(peer: Any) -> str:
 # -- one connection -------------------------------------------------------------------
 
 
+class Phase(enum.Enum):
+    """Where the I/O half of one connection is (its protocol state is ``conn.state``)."""
+
+    SERVING = "serving"  # reading requests and writing answers
+    LINGERING = "lingering"  # error message sent, our side shut down; input discarded
+    CLOSING = "closing"  # flushing, then closed (or aborted)
+
+
 class _LpjsonProtocol(asyncio.Protocol):
     """The I/O half of one connection; the protocol half is ``self.conn``.
 
@@ -219,8 +229,7 @@ class _LpjsonProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ServerConnection | None = None
         self.peer = "?"
-        self._closing = False
-        self._lingering = False
+        self._phase = Phase.SERVING
         self._reason = ""
         self._writing_paused = False
         self._reading_paused = False
@@ -267,17 +276,17 @@ class _LpjsonProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)
         conn = self.conn
-        if conn is None or self._closing:
+        if conn is None or self._phase is not Phase.SERVING:
             return  # lingering after an error: discard
         before = conn.requests
         self._handle(conn.receive_data(data), before)
 
     def eof_received(self) -> bool:
-        if self._lingering:
+        if self._phase is Phase.LINGERING:
             self._finish_close()
             return True
         conn = self.conn
-        if conn is not None and not self._closing:
+        if conn is not None and self._phase is Phase.SERVING:
             before = conn.requests
             self._handle(conn.receive_eof(), before)
         # Keep the transport open: the responses still have to go out.
@@ -331,7 +340,7 @@ class _LpjsonProtocol(asyncio.Protocol):
             buffered_input=conn.buffered if conn else 0,
             unsent_output=transport.get_write_buffer_size() if transport else 0,
             reading_paused=self._reading_paused,
-            closing=self._closing,
+            closing=self._phase is not Phase.SERVING,
             nodelay=self._nodelay(),
         )
 
@@ -374,15 +383,15 @@ class _LpjsonProtocol(asyncio.Protocol):
         """Answer more of the backlog (yielding to other connections between batches)."""
         self._pump_scheduled = False
         conn = self.conn
-        if conn is None or self._closing or self._writing_paused or not conn.backlog:
+        if conn is None or self._phase is not Phase.SERVING or self._writing_paused or not conn.backlog:
             return
         before = conn.requests
-        self._handle(conn.receive_data(b""), before)
+        self._handle(conn.answer_backlog(), before)
 
     def _update_reading(self) -> None:
         conn = self.conn
         transport = self.transport
-        if conn is None or transport is None or self._closing or conn.eof:
+        if conn is None or transport is None or self._phase is not Phase.SERVING or conn.eof:
             return
         pause = self._writing_paused or conn.backlog
         if pause and not self._reading_paused:
@@ -401,9 +410,9 @@ class _LpjsonProtocol(asyncio.Protocol):
 
     def _close(self, reason: str) -> None:
         """Close once the output is flushed; abort if that takes longer than the idle timeout."""
-        if self._closing or self.transport is None:
+        if self._phase is not Phase.SERVING or self.transport is None:
             return
-        self._closing = True
+        self._phase = Phase.CLOSING
         self._reason = reason
         self.transport.close()
         self._set_close_timer(self._config.idle_timeout or self._config.shutdown_timeout)
@@ -411,14 +420,13 @@ class _LpjsonProtocol(asyncio.Protocol):
     def _linger(self, reason: str) -> None:
         """Send what is queued, shut down our side, discard input until the peer closes."""
         transport = self.transport
-        if self._closing or transport is None:
+        if self._phase is not Phase.SERVING or transport is None:
             return
-        self._closing = True
         self._reason = reason
         if not transport.can_write_eof():  # pragma: no cover - TCP transports can
             self._close(reason)
             return
-        self._lingering = True
+        self._phase = Phase.LINGERING
         transport.write_eof()
         if self._reading_paused:
             self._reading_paused = False
@@ -431,20 +439,20 @@ class _LpjsonProtocol(asyncio.Protocol):
 
     def _on_close_timer(self) -> None:
         self._timer = None
-        if self.transport is not None and not self._lingering:
+        if self.transport is not None and self._phase is not Phase.LINGERING:
             log.debug("%s: output not flushed in time: aborting", self.peer)
         self.abort(self._reason)
 
     def close(self, reason: str) -> None:
         """Flush and close (server shutdown)."""
-        if self._lingering:
+        if self._phase is Phase.LINGERING:
             self.abort(reason)
         self._close(reason)
 
     def abort(self, reason: str) -> None:
         if self.transport is None:
             return
-        self._closing = True
+        self._phase = Phase.CLOSING
         self._reason = self._reason or reason
         self.transport.abort()
 
@@ -455,7 +463,7 @@ class _LpjsonProtocol(asyncio.Protocol):
         transport = self.transport
         conn = self.conn
         timeout = self._config.idle_timeout
-        if transport is None or conn is None or self._closing or not timeout:
+        if transport is None or conn is None or self._phase is not Phase.SERVING or not timeout:
             return
         remaining = self._last_progress + timeout - self._loop.time()
         if remaining > 0:

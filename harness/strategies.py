@@ -23,6 +23,7 @@ from typing import Any
 from harness._extras import importing
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
 from harness.errors import ContentError, ProtocolError
+from harness.frames import frame
 from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS, TEXT_ENCODINGS, Message
 from harness.violations import VIOLATIONS, Violation, content_violations, stream_violations
 
@@ -172,7 +173,7 @@ def wire_messages(draw: st.DrawFn, message: Message | None = None) -> tuple[Mess
     raw = text.encode("utf-8")
     if len(raw) > MAX_HEADER_LENGTH:  # pragma: no cover - headers drawn here are small
         return message, message.encode()
-    return message, len(raw).to_bytes(2, "big") + raw + message.content
+    return message, frame(raw, message.content)
 
 
 @dataclass(frozen=True)

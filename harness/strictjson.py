@@ -6,9 +6,10 @@ overflow to infinity, no duplicate keys, no lone surrogate escapes (they could
 not be written back as UTF-8), and a fixed nesting limit (so that the verdict
 never depends on how deep the caller's stack is).
 
-:func:`loads_strict` is the definitive reader. The decoder tries a faster
-reader first (msgspec) and trusts it only where both readers provably agree;
-anything else comes here.
+:func:`loads_strict` is the definitive reader. :func:`fast_loads` is the one
+fast path (msgspec): it returns a value only where both readers provably agree,
+else :data:`UNDECIDED`, and the header, ``text/json`` content and application
+paths all go through it before falling back to :func:`loads_strict`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import re
 from collections.abc import Iterator
 from itertools import accumulate, count
 from operator import sub
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["MAX_DEPTH", "JSONViolation", "loads_strict"]
+import msgspec
+
+__all__ = ["MAX_DEPTH", "UNDECIDED", "JSONViolation", "fast_loads", "loads_strict"]
 
 #: Deepest nesting of arrays and objects accepted in a JSON text.
 MAX_DEPTH = 200
@@ -127,4 +130,57 @@ def loads_strict(raw: bytes | bytearray, text: str | None = None) -> Any:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise JSONViolation("utf8", "escapes a lone UTF-16 surrogate") from None
+    return value
+
+
+class _Undecided:
+    """The type of :data:`UNDECIDED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNDECIDED"
+
+
+#: What :func:`fast_loads` returns when only :func:`loads_strict` can decide.
+UNDECIDED: Final = _Undecided()
+_SCALARS = (str, int, float, bool, type(None))
+_msgspec_decode = msgspec.json.Decoder().decode
+
+
+def fast_loads(raw: bytes | bytearray) -> Any:
+    """UTF-8 JSON ``raw`` as :func:`loads_strict` reads it, or :data:`UNDECIDED`.
+
+    msgspec refuses what the strict reader refuses in every respect but two
+    (invalid UTF-8, a BOM, lone surrogate escapes, bad syntax, ``NaN``,
+    numbers that overflow or integers past Python's digit limit: each gives a
+    msgspec error, hence ``UNDECIDED``, and the strict reader gives the verdict
+    and its wording). The two it does not check are ruled out here:
+
+    - duplicate keys: an object's raw text holds exactly one ``:`` per
+      top-level key. Every key at any depth brings its own ``:`` (and a ``:``
+      inside a string only adds to the count), so equality leaves no nested
+      key at all, and no key can repeat;
+    - nesting deeper than :data:`MAX_DEPTH`: each level needs a bracket, so
+      at most ``MAX_DEPTH`` brackets in the raw text (strings included) bound
+      the depth; a short text cannot hold more.
+
+    An array is decided only when its items are scalars (a nested object
+    could repeat a key); a scalar always is.
+    """
+    try:
+        value = _msgspec_decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
+        return UNDECIDED
+    kind = type(value)
+    if kind is dict:
+        if raw.count(b":") == len(value) and (
+            len(raw) <= MAX_DEPTH or raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
+        ):
+            return value
+        return UNDECIDED
+    if kind is list:
+        for item in value:
+            if type(item) not in _SCALARS:
+                return UNDECIDED
     return value

@@ -48,6 +48,7 @@ from harness.errors import (
     UnsupportedEncoding,
     ZeroHeaderLength,
 )
+from harness.frames import frame
 from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS, TEXT_ENCODINGS, Message
 from harness.spec import RULES, cite
 from harness.strictjson import MAX_DEPTH
@@ -153,11 +154,6 @@ def first_error(data: bytes, *, max_content_length: int = DEFAULT_MAX_CONTENT_LE
 # -- building bytes ---------------------------------------------------------------------
 
 
-def _frame(raw_header: bytes, content: bytes = b"") -> bytes:
-    # The one place in this module that writes the 2-byte prefix.
-    return len(raw_header).to_bytes(2, "big") + raw_header + content
-
-
 def _cut_short(raw: bytes, cut: int, description: str) -> Example:
     """The first ``cut`` bytes of the message ``raw``; ``expected`` as far as they tell (F4)."""
     header_end = 2 + int.from_bytes(raw[:2], "big")
@@ -242,7 +238,7 @@ def _header_not_utf8(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONT
         at += draw(st.integers(0, 2))
         raw = encoded[:at] + bad + encoded[at:]
         description = f"the JSON header holds the invalid UTF-8 bytes {bad!r}"
-    return Example(_frame(raw) + _trailing(draw), description)
+    return Example(frame(raw) + _trailing(draw), description)
 
 
 def _header_not_json(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> Example:
@@ -270,7 +266,7 @@ def _header_not_json(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONT
         garbage = st.text(string.ascii_letters + " ;=", min_size=1, max_size=40)
         text = draw(garbage.filter(lambda t: t.strip(" ") not in ("null", "true", "false")))
         description = "the JSON header is not JSON at all"
-    return Example(_frame(text.encode()) + _trailing(draw), description)
+    return Example(frame(text.encode()) + _trailing(draw), description)
 
 
 def _non_finite_number(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> Example:
@@ -283,7 +279,7 @@ def _non_finite_number(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CO
         text = _dumps(header).replace('"content-length": 0', f'"content-length": {literal}')
     else:
         text = _dumps(header)[:-1] + f', "x-value": [{literal}]}}'
-    return Example(_frame(text.encode()) + _trailing(draw), f"the JSON header holds the number {literal}")
+    return Example(frame(text.encode()) + _trailing(draw), f"the JSON header holds the number {literal}")
 
 
 def _duplicate_key(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> Example:
@@ -300,7 +296,7 @@ def _duplicate_key(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONTEN
     else:
         key = draw(_text)
         text = text[:-1] + f', "x-obj": {{{json.dumps(key)}: 1, {json.dumps(key)}: 2}}}}'
-    return Example(_frame(text.encode()) + _trailing(draw), f"the JSON header repeats the key {key!r}")
+    return Example(frame(text.encode()) + _trailing(draw), f"the JSON header repeats the key {key!r}")
 
 
 def _header_not_object(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> Example:
@@ -319,7 +315,7 @@ def _header_not_object(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CO
     raw = json.dumps(value, ensure_ascii=False).encode()
     if len(raw) > MAX_HEADER_LENGTH:  # pragma: no cover - values drawn here are small
         raw = b"[]"
-    return Example(_frame(raw) + _trailing(draw), f"the JSON header is a {type(value).__name__}")
+    return Example(frame(raw) + _trailing(draw), f"the JSON header is a {type(value).__name__}")
 
 
 def _missing_header_key(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH) -> Example:
@@ -335,7 +331,7 @@ def _missing_header_key(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_C
     for key in drop:
         header.pop(key, None)
     return Example(
-        _frame(_dumps(header).encode()) + _trailing(draw), "the JSON header lacks " + ", ".join(sorted(drop))
+        frame(_dumps(header).encode()) + _trailing(draw), "the JSON header lacks " + ", ".join(sorted(drop))
     )
 
 
@@ -354,7 +350,7 @@ def _invalid_header_value(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX
     key = draw(st.sampled_from(REQUIRED_KEYS))
     header[key] = draw(bad_values[key])
     return Example(
-        _frame(_dumps(header).encode()) + _trailing(draw), f"the JSON header sets {key} to {header[key]!r}"
+        frame(_dumps(header).encode()) + _trailing(draw), f"the JSON header sets {key} to {header[key]!r}"
     )
 
 
@@ -365,7 +361,7 @@ def _content_too_large(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CO
     header = _valid_header(draw, length)
     # Some of the content may follow; the error must come from the header alone.
     return Example(
-        _frame(_dumps(header).encode()) + _trailing(draw),
+        frame(_dumps(header).encode()) + _trailing(draw),
         f"content-length {length} is over the limit of {max_content_length}",
         extra={"content_length": length},
     )
@@ -448,7 +444,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H1",
             "the JSON header is not strict UTF-8 (or starts with a BOM, or escapes a lone surrogate)",
             Example(
-                _frame(
+                frame(
                     b'{"byteorder": "little", "content-type": "text/\xffjson", "content-encoding": "utf-8", '
                     b'"content-length": 2}',
                     b"{}",
@@ -463,7 +459,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H2",
             "the JSON header is not one strict JSON text, or nests too deeply",
             Example(
-                _frame(
+                frame(
                     b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8" '
                     b'"content-length": 2}',
                     b"{}",
@@ -478,7 +474,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H3",
             "the JSON header holds NaN, Infinity or a number that overflows to infinity",
             Example(
-                _frame(_GOOD_HEADER + b'"content-length": 2, "x-priority": NaN}', b"{}"),
+                frame(_GOOD_HEADER + b'"content-length": 2, "x-priority": NaN}', b"{}"),
                 "the JSON header holds NaN",
             ),
             _non_finite_number,
@@ -489,7 +485,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H4",
             "a JSON object in the header repeats a key",
             Example(
-                _frame(_GOOD_HEADER + b'"content-length": 2, "content-length": 200}', b"{}"),
+                frame(_GOOD_HEADER + b'"content-length": 2, "content-length": 200}', b"{}"),
                 "the JSON header sets content-length twice",
             ),
             _duplicate_key,
@@ -500,7 +496,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H5",
             "the JSON header is valid JSON but not an object",
             Example(
-                _frame(b'["byteorder", "little", "content-length", 2]', b"{}"),
+                frame(b'["byteorder", "little", "content-length", 2]', b"{}"),
                 "the JSON header is an array, not an object",
             ),
             _header_not_object,
@@ -511,7 +507,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H6",
             "a required header key is missing",
             Example(
-                _frame(b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8"}'),
+                frame(b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8"}'),
                 "the JSON header has no content-length",
             ),
             _missing_header_key,
@@ -522,7 +518,7 @@ VIOLATIONS: dict[str, Violation] = {
             "H7",
             "a required header key has a value of the wrong type or out of range",
             Example(
-                _frame(_GOOD_HEADER + b'"content-length": "2"}', b"{}"),
+                frame(_GOOD_HEADER + b'"content-length": "2"}', b"{}"),
                 'content-length is the string "2", not an integer',
             ),
             _invalid_header_value,
@@ -533,7 +529,7 @@ VIOLATIONS: dict[str, Violation] = {
             "L1",
             "content-length exceeds the receiver's limit (refused from the header alone)",
             Example(
-                _frame(
+                frame(
                     _GOOD_HEADER + b'"content-length": %d}' % _TOO_LARGE,
                     b'{"action": "search", "value": "' + b"a" * 64,
                 ),

@@ -27,7 +27,7 @@ import sys
 import threading
 from types import TracebackType
 
-from harness.app import search_app
+from harness.apps import search_app
 from harness.errors import ProtocolError
 from harness.message import Message
 
@@ -126,7 +126,7 @@ _ANSWERS = {
 
 
 def _strict_loads(raw: bytes | str) -> object:
-    """``json.loads``, but NaN, Infinity and repeated keys are errors (PROTOCOL.md H3, H4):
+    """``json.loads``, but NaN, Infinity and repeated keys are errors (docs/PROTOCOL.md H3, H4):
     a careful server's JSON, so that the planted bug is each server's only deviation."""
 
     def no_constant(name: str) -> object:

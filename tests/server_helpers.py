@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness import Decoder, Message, ProtocolError
-from harness.app import error_response, search_app
+from harness.apps import search_app
 from harness.errors import ContentError
+from harness.message import error_response
 
 TIMEOUT = 5.0
 

@@ -12,15 +12,8 @@ from hypothesis import strategies as st
 
 from harness import Decoder, Message, decode_all
 from harness import strategies as lst
-from harness.app import (
-    ENCODED_APPS,
-    INTERNAL_ERROR,
-    encode_search_response,
-    error_message,
-    error_response,
-    search_answer,
-    search_app,
-)
+from harness.apps import APPS, App, EchoApp, SearchApp, echo_app, get_app, search_answer, search_app
+from harness.connection import INTERNAL_ERROR, ServerConnection
 from harness.errors import (
     ContentError,
     ContentNotDecodable,
@@ -29,6 +22,7 @@ from harness.errors import (
     IncompleteMessage,
     UnsupportedEncoding,
 )
+from harness.message import error_message, error_response
 from harness.vectors import GUIDE_EXCHANGES
 
 # docs/PROTOCOL.md#wire-vectors, captured from the guide's own client and server (little-endian).
@@ -224,6 +218,53 @@ def test_error_message_for_internal_errors() -> None:
 
 @given(lst.messages(max_content_size=3000) | lst.search_requests() | _json_contents().map(_json_request))
 def test_app_encoded_fast_path_is_byte_identical_to_encoding_the_message(request: Message) -> None:
-    fast = ENCODED_APPS[search_app]
-    assert fast is encode_search_response
+    def fast(request: Message) -> bytes:
+        header = dict(request.header)
+        out = search_app.encode_response(request.header, request.content)
+        assert request.header == header  # the header is only read
+        return out
+
     assert _outcome(fast, request) == _outcome(search_app, request)
+
+
+# -- the application interface and the echo application --------------------------------
+
+
+def test_apps_are_found_by_name_and_an_unknown_name_is_one_clear_error() -> None:
+    assert {"search": search_app, "echo": echo_app} == APPS
+    assert get_app("echo") is echo_app and isinstance(get_app("search"), SearchApp)
+    with pytest.raises(ValueError, match="no application 'grep' \\(choose from search, echo\\)"):
+        get_app("grep")
+
+
+def test_app_interface_needs_respond_and_defaults_encode_response_to_the_slow_way() -> None:
+    with pytest.raises(TypeError):
+        App()  # type: ignore[abstract]
+
+    class Upper(App):
+        name = "upper"
+
+        def respond(self, request: Message) -> Message:
+            return Message.from_bytes(request.content.upper())
+
+    upper = Upper()
+    request = Message.from_bytes(b"abc", extra_headers={"x": 1})
+    assert upper(request) == upper.respond(request)
+    assert upper.encode_response(request.header, request.content) == Message.from_bytes(b"ABC").encode()
+    # Served as is by the sans-IO connection.
+    assert ServerConnection(upper).receive_data(request.encode()) == Message.from_bytes(b"ABC").encode()
+
+
+@given(lst.messages(max_content_size=3000) | lst.search_requests())
+def test_app_echo_answers_every_request_with_itself(request: Message) -> None:
+    assert echo_app(request) == request
+    assert echo_app(request).header is not request.header
+    wire = request.encode()
+    assert echo_app.encode_response(request.header, request.content) == wire
+    assert ServerConnection(EchoApp()).receive_data(wire + wire) == wire + wire
+
+
+def test_app_echo_does_not_read_the_content() -> None:
+    # Content a search server would refuse (S3) is simply echoed.
+    bad = Message.from_bytes(b"\xff{", content_type="text/json", encoding="rot13")
+    assert ServerConnection(echo_app).receive_data(bad.encode()) == bad.encode()

@@ -14,7 +14,7 @@ from test_app import WIRE_VECTORS, native
 
 from harness import Client, Message, ProtocolError, ReferenceServer, decode_all
 from harness import strategies as lst
-from harness.app import search_app
+from harness.apps import search_app
 from harness.client import ConnectionClosed, ResponseTimeout
 from harness.errors import IncompleteMessage, ZeroHeaderLength
 

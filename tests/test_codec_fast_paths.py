@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -22,8 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference_decoder import decode_stream
 
-import harness.app
-import harness.decoder
+import harness.apps.search
+import harness.frames
 from harness import (
     ContentError,
     ContentTooLarge,
@@ -34,7 +35,10 @@ from harness import (
     ServerConnection,
 )
 from harness import strategies as lst
-from harness.app import ENCODED_APPS, encode_search_response, error_response, search_app
+from harness.apps import App, search_app
+from harness.frames import FrameReader
+from harness.header import parse_header_strict
+from harness.message import error_response
 
 REQUEST = Message.from_json({"action": "search", "value": "morpheus"})
 WIRE = REQUEST.encode()
@@ -123,11 +127,12 @@ def test_codec_header_memo_is_bounded_in_entries_and_key_size() -> None:
     decoder = Decoder()
     stream = b"".join(Message.from_bytes(b"x" * n).encode() for n in range(200))
     assert len(decoder.feed(stream)) == 200
-    assert 0 < len(decoder._headers) <= harness.decoder._CACHED_HEADERS
-    long = Message.from_bytes(b"", extra_headers={"x-pad": "p" * harness.decoder._CACHED_HEADER_MAX})
-    before = dict(decoder._headers)
+    memo = decoder._reader._headers
+    assert 0 < len(memo) <= harness.frames._CACHED_HEADERS
+    long = Message.from_bytes(b"", extra_headers={"x-pad": "p" * harness.frames._CACHED_HEADER_MAX})
+    before = dict(memo)
     assert decoder.feed(long.encode() * 2) == [long, long]
-    assert decoder._headers == before
+    assert memo == before
 
 
 def test_codec_a_remembered_header_over_a_lowered_limit_is_refused() -> None:
@@ -141,13 +146,13 @@ def test_codec_a_remembered_header_over_a_lowered_limit_is_refused() -> None:
 
 def test_codec_parse_header_failures_are_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = harness.decoder.parse_header
+    real = harness.frames.parse_header
 
     def counting(raw: bytes, *args: Any) -> tuple[dict[str, Any], int]:
         calls.append(raw)
         return real(raw, *args)
 
-    monkeypatch.setattr(harness.decoder, "parse_header", counting)
+    monkeypatch.setattr(harness.frames, "parse_header", counting)
     decoder = Decoder()
     assert decoder.feed(WIRE * 3) == [REQUEST] * 3
     assert len(calls) == 1  # the repeats came from the memo
@@ -160,51 +165,68 @@ def test_codec_parse_header_failures_are_not_remembered(monkeypatch: pytest.Monk
 
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=30), st.integers(0, 3))
 def test_app_fused_encoder_is_exact_past_its_prefix_memo(values: list[str], remembered: int) -> None:
-    harness.app._JSON_PREFIXES.clear()
-    harness.app._BINARY_PREFIXES.clear()
-    saved = harness.app._PREFIXES_REMEMBERED
-    harness.app._PREFIXES_REMEMBERED = remembered
+    search = harness.apps.search
+    search._JSON_PREFIXES.clear()
+    search._BINARY_PREFIXES.clear()
+    saved = search._PREFIXES_REMEMBERED
+    search._PREFIXES_REMEMBERED = remembered
     try:
         requests = [Message.from_json({"action": "search", "value": v}) for v in values]
         requests += [Message.from_bytes(v.encode()) for v in values]
         for request in requests:
             assert encode_search_response(request) == search_app(request).encode()
-        assert len(harness.app._JSON_PREFIXES) <= remembered
-        assert len(harness.app._BINARY_PREFIXES) <= remembered
+        assert len(search._JSON_PREFIXES) <= remembered
+        assert len(search._BINARY_PREFIXES) <= remembered
     finally:
-        harness.app._PREFIXES_REMEMBERED = saved
-    assert ENCODED_APPS[search_app] is encode_search_response
+        search._PREFIXES_REMEMBERED = saved
 
 
-# -- ServerConnection takes (header, content) pairs from the decoder -------------------------
+def encode_search_response(request: Message) -> bytes:
+    return search_app.encode_response(request.header, request.content)
 
 
-def test_connection_app_that_modifies_its_request_cannot_touch_the_next_one() -> None:
-    def nosy(request: Message) -> Message:
+# -- ServerConnection takes frames from the reader (headers may be its memo's) ------------
+
+
+class Nosy(App):
+    """An application that scribbles on its request's header."""
+
+    name = "nosy"
+
+    def respond(self, request: Message) -> Message:
         seen = dict(request.header)
         request.header["content-type"] = "scribbled"
         request.header.clear()
         return Message.from_json(seen)
 
-    conn = ServerConnection(nosy)
+
+def test_connection_app_that_modifies_its_request_cannot_touch_the_next_one() -> None:
+    conn = ServerConnection(Nosy())
     answers = Decoder().feed(conn.receive_data(WIRE * 3) + conn.receive_data(WIRE))
     assert [a.json() for a in answers] == [REQUEST.header] * 4
 
 
-def test_connection_uses_an_apps_message_encoder_when_it_has_no_pair_encoder(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def app(request: Message) -> Message:
-        return Message.from_bytes(request.content[::-1])
+def test_connection_uses_an_apps_own_encoder_and_the_default_one_otherwise() -> None:
+    class Reverse(App):
+        name = "reverse"
 
-    def fast(request: Message) -> bytes:
-        request.header.clear()  # its own copy
-        return app(request).encode()
+        def respond(self, request: Message) -> Message:
+            return Message.from_bytes(request.content[::-1])
 
-    monkeypatch.setitem(ENCODED_APPS, app, fast)
-    conn = ServerConnection(app)
-    out = conn.receive_data(WIRE * 2)
-    assert out == app(REQUEST).encode() * 2 and conn.requests == 2
+    class FastReverse(Reverse):
+        calls = 0
+
+        def encode_response(self, header: dict[str, Any], content: bytes) -> bytes:
+            FastReverse.calls += 1
+            return super().encode_response(header, content)
+
+    for app in (Reverse(), FastReverse()):
+        conn = ServerConnection(app)
+        out = conn.receive_data(WIRE * 2)
+        assert out == app(REQUEST).encode() * 2 and conn.requests == 2
+    assert FastReverse.calls == 2
+    with pytest.raises(TypeError, match=r"app must be a harness\.apps\.App"):
+        ServerConnection(lambda request: request)  # type: ignore[arg-type]
 
 
 def test_connection_debug_log_and_failures_name_the_request(caplog: pytest.LogCaptureFixture) -> None:
@@ -225,3 +247,75 @@ def error_response_for(request: Message) -> bytes:
     except ContentError as error:
         return error_response(error).encode()
     raise AssertionError("expected a content error")
+
+
+# -- the shape memo: headers that differ only in their content-length digits ---------------
+
+_TRICKY_KEYS = ['a"content-length', "content-length ", "x-content-length", "content-lengt", "b\\"]
+_LENGTH_TEXTS = ["0", "1", "7", "12", "007", "1.0", "1e1", "-1", "99999999999999999999", " 3", "3 "]
+
+
+@st.composite
+def same_shape_headers(draw: st.DrawFn) -> list[bytes]:
+    """Raw headers built from one template: the content-length text varies (valid or not),
+    around tricky neighbours (keys that end in content-length, values that spell it)."""
+    before = draw(
+        st.dictionaries(st.sampled_from(_TRICKY_KEYS), st.sampled_from([0, "x", '"content-length": 5']))
+    )
+    after = draw(
+        st.dictionaries(st.sampled_from(_TRICKY_KEYS), st.sampled_from([1, None, '"content-length": 1}']))
+    )
+
+    def raw(length_text: str) -> bytes:
+        parts = [json.dumps(k) + ": " + json.dumps(v) for k, v in before.items()]
+        parts += ['"byteorder": "little"', '"content-type": "t"', '"content-encoding": "e"']
+        parts.append('"content-length": ' + length_text)
+        parts += [json.dumps(k) + ": " + json.dumps(v) for k, v in after.items()]
+        return ("{" + ", ".join(parts) + "}").encode()
+
+    texts = draw(
+        st.lists(st.sampled_from(_LENGTH_TEXTS) | st.integers(0, 200).map(str), min_size=2, max_size=8)
+    )
+    return [raw(text) for text in texts]
+
+
+@given(same_shape_headers(), st.integers(0, 100))
+def test_codec_shape_memo_reads_every_header_as_the_strict_reader(raws: list[bytes], limit: int) -> None:
+    reader = FrameReader(max_content_length=limit)
+    for raw in raws:
+        try:
+            want: object = parse_header_strict(raw, 0, limit)
+        except ProtocolError as error:
+            want = (type(error), error.reason)
+        try:
+            got: object = reader._read_header(raw, 0)
+        except ProtocolError as error:
+            got = (type(error), error.reason)
+        assert got == want
+        if isinstance(got, tuple) and isinstance(got[0], dict):
+            assert list(got[0]) == list(want[0])  # type: ignore[index]  # key order too
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"content-length": ',  # the pattern at the very end
+        b'"content-length": 5}',  # at the very start
+        b'{"content-length": }',
+        b'{"content-length": 5',
+        b'{"a\\"content-length": 5}',  # inside a key, after an escaped quote
+        b'{"content-length": 05}',
+        b'{"content-length": 5.5}',
+        b'{"content-length": 1234567890123456789}',
+    ],
+)
+def test_codec_shape_memo_leaves_every_odd_place_to_the_strict_reader(raw: bytes) -> None:
+    assert harness.frames._shape(raw) is None
+    reader = FrameReader()
+    reader.feed(
+        harness.frame(
+            b'{"byteorder": "big", "content-type": "t", "content-encoding": "e", "content-length": 0}'
+        )
+    )
+    with pytest.raises(ProtocolError):
+        reader.feed(harness.frame(raw))

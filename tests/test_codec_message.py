@@ -15,14 +15,15 @@ from harness import (
     ContentNotDecodable,
     ContentNotJSON,
     Decoder,
-    InvalidHeaderValue,
     Message,
     MissingHeaderKey,
+    ProtocolError,
     UnsupportedEncoding,
     decode_all,
     encode,
 )
 from harness import strategies as lst
+from harness.header import check_header
 from harness.message import MAX_HEADER_LENGTH, REQUIRED_KEYS
 from harness.strictjson import MAX_DEPTH, JSONViolation, loads_strict
 
@@ -48,34 +49,51 @@ def test_codec_message_constructor_accepts_a_valid_header() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bad_header", "content", "error"),
+    ("bad_header", "content", "error", "match"),
     [
-        ([("byteorder", "little")], b"", TypeError),
-        (header(), "{}", TypeError),
-        (header(), bytearray(b"{}"), TypeError),
-        ({"byteorder": "little", "content-type": "t", "content-encoding": "e"}, b"", MissingHeaderKey),
-        ({}, b"", MissingHeaderKey),
-        (header(byteorder="middle"), b"{}", InvalidHeaderValue),
-        (header(byteorder=["little"]), b"{}", InvalidHeaderValue),
-        (header(content_type=""), b"{}", InvalidHeaderValue),
-        (header(content_type=None), b"{}", InvalidHeaderValue),
-        (header(content_encoding=0), b"{}", InvalidHeaderValue),
-        (header(content_length=-1), b"{}", InvalidHeaderValue),
-        (header(content_length=2.0), b"{}", InvalidHeaderValue),
-        (header(content_length=True), b"{}", InvalidHeaderValue),
-        (header(content_length="2"), b"{}", InvalidHeaderValue),
-        (header(content_length=3), b"{}", InvalidHeaderValue),  # does not match the content
+        ([("byteorder", "little")], b"", TypeError, "header must be a dict"),
+        (header(), "{}", TypeError, "content must be bytes"),
+        (header(), bytearray(b"{}"), TypeError, "content must be bytes"),
+        (
+            {"byteorder": "little", "content-type": "t", "content-encoding": "e"},
+            b"",
+            ValueError,
+            "missing required key 'content-length'",
+        ),
+        ({}, b"", ValueError, "missing required key"),
+        (header(byteorder="middle"), b"{}", ValueError, "byteorder must be"),
+        (header(byteorder=["little"]), b"{}", ValueError, "byteorder must be"),
+        (header(content_type=""), b"{}", ValueError, "content-type must be"),
+        (header(content_type=None), b"{}", ValueError, "content-type must be"),
+        (header(content_encoding=0), b"{}", ValueError, "content-encoding must be"),
+        (header(content_length=-1), b"{}", ValueError, "content-length must be"),
+        (header(content_length=2.0), b"{}", ValueError, "content-length must be"),
+        (header(content_length=True), b"{}", ValueError, "content-length must be"),
+        (header(content_length="2"), b"{}", ValueError, "content-length must be"),
+        # content-length does not match the content:
+        (header(content_length=3), b"{}", ValueError, "content-length is 3 but"),
     ],
 )
-def test_codec_message_constructor_rejects(bad_header: Any, content: Any, error: type[Exception]) -> None:
-    with pytest.raises(error):
+def test_codec_message_constructor_rejects(
+    bad_header: Any, content: Any, error: type[Exception], match: str
+) -> None:
+    # Building a bad message is the caller's mistake: a ValueError/TypeError, never a
+    # ProtocolError (those are for what a peer sent).
+    with pytest.raises(error, match=match) as caught:
         Message(bad_header, content)
+    assert not isinstance(caught.value, ProtocolError)
 
 
 def test_codec_message_missing_keys_are_named_in_the_guides_order() -> None:
-    with pytest.raises(MissingHeaderKey) as caught:
+    with pytest.raises(ValueError) as caught:
         Message({"content-length": 0}, b"")
-    assert caught.value.reason == "missing required key 'byteorder', 'content-type', 'content-encoding'"
+    assert str(caught.value) == (
+        "invalid message header: missing required key 'byteorder', 'content-type', 'content-encoding'"
+    )
+    # The same header from a peer is the protocol error, with the same reason.
+    with pytest.raises(MissingHeaderKey) as from_peer:
+        check_header({"content-length": 0})
+    assert from_peer.value.reason == "missing required key 'byteorder', 'content-type', 'content-encoding'"
 
 
 def test_codec_message_is_frozen_unhashable_and_compares_by_value() -> None:
@@ -113,8 +131,9 @@ def test_codec_message_from_json_in_each_allowed_encoding(encoding: str) -> None
 
 @pytest.mark.parametrize("encoding", ["binary", "utf-7", "rot13", "base64", "x"])
 def test_codec_message_from_json_refuses_encodings_off_the_allow_list(encoding: str) -> None:
-    with pytest.raises(UnsupportedEncoding):
+    with pytest.raises(ValueError, match="is not one of the text encodings") as caught:
         Message.from_json({}, encoding=encoding)
+    assert not isinstance(caught.value, UnsupportedEncoding)
 
 
 def test_codec_message_from_json_refuses_non_finite_numbers() -> None:

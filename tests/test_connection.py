@@ -11,8 +11,9 @@ from server_helpers import expected_response, search
 
 from harness import Decoder, Message, ServerConnection
 from harness import strategies as lst
-from harness.app import error_response
+from harness.apps import App
 from harness.errors import ContentError, IncompleteMessage, ProtocolError
+from harness.message import error_response
 from harness.strategies import Malformed
 
 
@@ -22,11 +23,11 @@ def drive(conn: ServerConnection, chunks: list[bytes], eof: bool = True) -> byte
     for chunk in chunks:
         out += conn.receive_data(chunk)
         while conn.backlog:
-            out += conn.receive_data(b"")
+            out += conn.answer_backlog()
     if eof:
         out += conn.receive_eof()
         while conn.backlog:
-            out += conn.receive_data(b"")
+            out += conn.answer_backlog()
     return bytes(out)
 
 
@@ -87,12 +88,15 @@ def test_connection_bad_content_gets_an_error_message_and_the_connection_stays_o
 
 
 def test_connection_application_exception_is_logged_and_answered(caplog: pytest.LogCaptureFixture) -> None:
-    def broken(request: Message) -> Message:
-        if request.content == b"boom":
-            raise KeyError("boom")
-        return Message.from_bytes(b"ok")
+    class Broken(App):
+        name = "broken"
 
-    conn = ServerConnection(broken, name="peer-x")
+        def respond(self, request: Message) -> Message:
+            if request.content == b"boom":
+                raise KeyError("boom")
+            return Message.from_bytes(b"ok")
+
+    conn = ServerConnection(Broken(), name="peer-x")
     with caplog.at_level(logging.ERROR, logger="harness.connection"):
         out = conn.receive_data(Message.from_bytes(b"boom").encode() + Message.from_bytes(b"fine").encode())
     first, second = Decoder().feed(out)
@@ -104,10 +108,13 @@ def test_connection_application_exception_is_logged_and_answered(caplog: pytest.
 
 
 def test_connection_application_returning_an_unencodable_message_is_an_internal_error() -> None:
-    def huge_header(request: Message) -> Message:
-        return Message.from_bytes(b"", extra_headers={"x": "y" * 70000})
+    class HugeHeader(App):
+        name = "huge-header"
 
-    conn = ServerConnection(huge_header)
+        def respond(self, request: Message) -> Message:
+            return Message.from_bytes(b"", extra_headers={"x": "y" * 70000})
+
+    conn = ServerConnection(HugeHeader())
     (reply,) = Decoder().feed(conn.receive_data(search("ring").encode()))
     assert reply.json()["error"] == "internal-error"
 
@@ -155,7 +162,7 @@ def test_connection_output_is_bounded_and_the_backlog_drains(limit: int, request
     calls = 1
     while conn.backlog:
         assert conn.pending > 0
-        chunks.append(conn.receive_data(b""))
+        chunks.append(conn.answer_backlog())
         calls += 1
         assert calls <= len(requests) + 1
     for chunk in chunks:
@@ -175,7 +182,7 @@ def test_connection_backlog_at_eof_is_answered_before_closing() -> None:
     out += conn.receive_eof()
     assert not conn.closed  # still answering
     while conn.backlog:
-        out += conn.receive_data(b"")
+        out += conn.answer_backlog()
     assert conn.closed and conn.error is None
     assert out == answers(requests)
 
@@ -186,7 +193,7 @@ def test_connection_backlog_then_protocol_error() -> None:
     out = conn.receive_data(b"".join(m.encode() for m in requests) + b"\x00\x00")
     while conn.backlog:
         assert not conn.closed
-        out += conn.receive_data(b"")
+        out += conn.answer_backlog()
     assert conn.closed and isinstance(conn.error, ProtocolError)
     assert out == answers(requests) + error_response(conn.error).encode()
 

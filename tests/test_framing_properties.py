@@ -37,7 +37,7 @@ from harness import (
     ZeroHeaderLength,
 )
 from harness import strategies as lst
-from harness.decoder import _parse_header_strict, parse_header
+from harness.header import parse_header, parse_header_strict
 from harness.message import REQUIRED_KEYS
 from harness.vectors import GUIDE_EXCHANGES
 
@@ -384,7 +384,7 @@ def _verdict(parse: Any, raw: bytes, limit: int) -> Any:
 @given(header_texts(), st.sampled_from([0, 100, 1 << 20]))
 def test_framing_fast_and_strict_header_parsing_agree(raw: bytes, limit: int) -> None:
     fast = _verdict(parse_header, raw, limit)
-    strict = _verdict(_parse_header_strict, raw, limit)
+    strict = _verdict(parse_header_strict, raw, limit)
     assert fast == strict
     code, header = reference_check_header(raw, limit)
     assert (code if code is not None else typed(header)) == fast

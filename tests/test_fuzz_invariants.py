@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import harness.decoder
+import harness.frames
 from harness import Decoder, Message
 from harness import strategies as lst
 from harness.fuzzing import (
@@ -107,14 +107,14 @@ def test_check_decoder_passes_on_every_violation(
 
 
 def test_check_decoder_fails_when_a_non_protocol_error_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = harness.decoder.parse_header
+    real = harness.frames.parse_header
 
     def parse_header(raw: bytes, *args: object) -> object:
         if b"needle" in raw:
             raise KeyError("needle")
         return real(raw, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
+    monkeypatch.setattr(harness.frames, "parse_header", parse_header)
     check_decoder(REQUEST, [])
     bad = Message.from_bytes(b"x", extra_headers={"x-note": "needle"}).encode()
     with pytest.raises(AssertionError, match=r"KeyError.*only ProtocolError may escape"):
@@ -143,13 +143,13 @@ def test_check_decoder_fails_when_close_ignores_buffered_bytes(monkeypatch: pyte
 def test_check_decoder_fails_when_the_fast_path_disagrees_with_the_strict_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = harness.decoder.parse_header
+    real = harness.frames.parse_header
 
     def parse_header(raw: bytes, *args: object) -> tuple[dict[str, object], int]:
         header, length = real(raw, *args)  # type: ignore[arg-type]
         return {**header, "content-length": float(length)}, length
 
-    monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
+    monkeypatch.setattr(harness.frames, "parse_header", parse_header)
     with pytest.raises(AssertionError, match="differs from the strict reading"):
         check_decoder(REQUEST, [])
 
@@ -162,13 +162,13 @@ def test_a_shared_memo_skips_known_results_but_still_compares_every_header(
     raw_header = REQUEST[2:105]
     assert set(memo.strict) == {raw_header}
     assert memo.frames == {(REQUEST, harness.decoder.DEFAULT_MAX_CONTENT_LENGTH)}
-    real = harness.decoder.parse_header
+    real = harness.frames.parse_header
 
     def parse_header(raw: bytes, *args: object) -> tuple[dict[str, object], int]:
         header, length = real(raw, *args)  # type: ignore[arg-type]
         return {**header, "byteorder": "big"}, length
 
-    monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
+    monkeypatch.setattr(harness.frames, "parse_header", parse_header)
     with pytest.raises(AssertionError, match="differs from the strict reading"):
         check_decoder(REQUEST, [], memo=memo)  # the known strict reading, compared again
 
@@ -309,14 +309,14 @@ def test_crossover_splices_whole_messages() -> None:
 
 
 def test_check_decoder_fails_when_the_content_limit_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = harness.decoder.parse_header
+    real = harness.frames.parse_header
 
     def parse_header(
         raw: bytes, offset: int = 0, max_content_length: int = 0
     ) -> tuple[dict[str, object], int]:
         return real(raw, offset, 1 << 30)
 
-    monkeypatch.setattr(harness.decoder, "parse_header", parse_header)
+    monkeypatch.setattr(harness.frames, "parse_header", parse_header)
     check_decoder(REQUEST, [], max_content_length=41)
     with pytest.raises(AssertionError, match="41 content bytes accepted over the limit of 40"):
         check_decoder(REQUEST, [], max_content_length=40)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness import Decoder, Message
-from harness.app import search_app
+from harness.apps import search_app
 from harness.load import HostileMix, default_requests, run_hostile_mix
 from harness.server import ReferenceServer
 

@@ -19,7 +19,7 @@ import pytest
 from server_helpers import with_fd_limit
 
 from harness import Decoder, Message
-from harness.app import search_app
+from harness.apps import search_app
 from harness.load import HostileMix, ServerProcess, default_requests, run_hostile_mix
 
 pytestmark = pytest.mark.timeout(120)

@@ -182,7 +182,7 @@ def test_load_counts_error_messages_that_follow_good_answers() -> None:
 
 
 def search_app_bytes(raw: bytes) -> bytes:
-    from harness.app import search_app
+    from harness.apps import search_app
 
     return search_app(Decoder().feed(raw)[0]).encode()
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness import Decoder, Message, ReferenceServer, decode_all
-from harness.app import search_app
+from harness.apps import search_app
 from harness.errors import ContentError
 from harness.probe import checks, wire
 from harness.probe.checks import (

@@ -14,7 +14,7 @@ from server_helpers import connect, expected_response, read_messages, reset, sea
 
 from harness import Message, ReferenceServer
 from harness import strategies as lst
-from harness.app import search_app
+from harness.apps import App, search_app
 from harness.errors import ContentError
 from harness.strategies import VIOLATION_KINDS, Malformed
 
@@ -139,12 +139,15 @@ def test_server_logs_one_info_line_per_connection_opened_and_closed(
 
 
 def test_server_survives_an_application_that_raises(caplog: pytest.LogCaptureFixture) -> None:
-    def flaky(request: Message) -> Message:
-        if request.content.startswith(b"crash"):
-            raise ZeroDivisionError("division by zero")
-        return search_app(request)
+    class Flaky(App):
+        name = "flaky"
 
-    with caplog.at_level(logging.ERROR), ReferenceServer(app=flaky) as srv, connect(srv.address) as sock:
+        def respond(self, request: Message) -> Message:
+            if request.content.startswith(b"crash"):
+                raise ZeroDivisionError("division by zero")
+            return search_app(request)
+
+    with caplog.at_level(logging.ERROR), ReferenceServer(app=Flaky()) as srv, connect(srv.address) as sock:
         sock.sendall(Message.from_bytes(b"crash!").encode() + search("ring").encode())
         first, second = read_messages(sock, 2).messages
         assert first.json() == {

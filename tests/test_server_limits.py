@@ -25,7 +25,7 @@ from server_helpers import (
 )
 
 from harness import Decoder, ReferenceServer
-from harness.app import search_app
+from harness.apps import search_app
 
 RING = search("ring")
 

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from harness._extras import require
+from harness.apps import APPS, get_app
 from harness.connection import DEFAULT_MAX_PENDING_OUTPUT
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
 from harness.server import (
@@ -21,9 +22,10 @@ from harness.server import (
 )
 
 DESCRIPTION = """\
-Run the reference lpjson server: the search application of docs/PROTOCOL.md#a1, every
-request on a connection answered in order (pipelining), protocol errors answered
-with an error message and that connection closed.
+Run the reference lpjson server (docs/PROTOCOL.md): an application (--app: the
+search application, or echo), every request on a connection answered in order
+(pipelining, rule S1), protocol errors answered with an error message and that
+connection closed (rule S2).
 
 The first line on stdout is "Listening on HOST:PORT" (the real port with --port 0).
 SIGINT or SIGTERM: stop accepting, flush the responses already produced (for at
@@ -70,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"port, 0 for any free one (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--app",
+        choices=sorted(APPS),
+        default="search",
+        help="the application to serve: search (the guide's, rules A1-A3) or echo (every "
+        "request answered with itself, rule A4); default search",
     )
     parser.add_argument(
         "--max-content-length",
@@ -152,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             backlog=args.backlog,
             shutdown_timeout=args.shutdown_timeout,
             use_uvloop={"auto": None, "uvloop": True, "asyncio": False}[args.loop],
+            app=get_app(args.app),
         )
     except ValueError as exc:
         print(f"harness serve: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ Each check talks to the target over fresh, recorded connections
 
 Every check names the rule of docs/PROTOCOL.md it tests (``rule``, an id of
 :data:`harness.spec.RULES`). Expected answers always come from the reference
-application (:func:`harness.app.search_app`); the violation checks send the
+application (:func:`harness.apps.search_app`); the violation checks send the
 canonical example of each row of :data:`harness.violations.VIOLATIONS`, one
 check per error code, each judged by the row's rule.
 """
@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.app import search_app
+from harness.apps import search_app
+from harness.frames import frame
 from harness.message import Message
 from harness.probe.wire import CheckTimeout, End, Reading, Recorder, WireConnection
 from harness.spec import RULES, SPEC_PATH
@@ -451,7 +452,7 @@ def _check_huge_length(ctx: CheckContext) -> str:
         "content-length": length,
     }
     conn = ctx.connect("huge declared length")
-    conn.send(_frame(json.dumps(header).encode()))
+    conn.send(frame(json.dumps(header).encode()))
     bound = ctx.bound(2.0)
     reading = conn.read_until_close(bound)
     if reading.end is End.TIMEOUT and not reading.messages:
@@ -465,10 +466,6 @@ def _check_huge_length(ctx: CheckContext) -> str:
 
 
 # -- violations ------------------------------------------------------------------------
-
-
-def _frame(raw_header: bytes) -> bytes:
-    return len(raw_header).to_bytes(2, "big") + raw_header
 
 
 def _outcome(reading: Reading) -> str:
