@@ -93,6 +93,12 @@ class Message:
         _set_content(message, content)
         return message
 
+    @classmethod
+    def from_frame(cls, frame: Frame) -> Message:
+        """The message of a frame read by :class:`~harness.frames.FrameReader` (already
+        checked), with a header dict of its own."""
+        return _messages_from_frames([frame])[0]
+
     # -- building ---------------------------------------------------------
 
     @classmethod

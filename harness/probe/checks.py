@@ -515,7 +515,7 @@ def _misbehaviour(ctx: CheckContext, data: bytes, what: str, *, half_close: bool
         raise CheckFailed(f"{what}: the server answered with bytes that break the protocol: {reading.error}")
     if reading.end is End.COMPLETE and must_close:
         rest = offender.read_until_close(ctx.bound(1.0))
-        reading = Reading(reading.messages + rest.messages, rest.end, rest.error)
+        reading = Reading(reading.frames + rest.frames, rest.end, rest.error)
         if rest.end in (End.TIMEOUT, End.COMPLETE):
             raise CheckFailed(
                 f"{what}: {_outcome(reading)}; after a protocol error the connection is closed "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import logging
 import socket
 import struct
@@ -21,8 +22,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from harness.decoder import Decoder
 from harness.errors import ProtocolError
+from harness.frames import Frame, FrameReader
 from harness.message import Message
 
 __all__ = [
@@ -88,12 +89,21 @@ class Transcript:
 
 @dataclass
 class Reading:
-    """What a read produced: the messages decoded and why it stopped."""
+    """What a read produced: the frames read and why it stopped.
 
-    messages: list[Message]
+    The server's bytes are read with the frame layer (:class:`FrameReader`);
+    :attr:`messages` gives the same frames as :class:`Message` objects, which
+    is how the checks compare them with the expected answers.
+    """
+
+    frames: list[Frame]
     end: End
     error: ProtocolError | None = None
     raw: bytes = b""
+
+    @functools.cached_property
+    def messages(self) -> list[Message]:
+        return [Message.from_frame(frame) for frame in self.frames]
 
     def describe(self) -> str:
         got = f"{len(self.messages)} message(s)"
@@ -177,8 +187,8 @@ class WireConnection:
         self._recorder = recorder
         self._sock = sock
         self.transcript = transcript
-        self._decoder = Decoder(_MAX_RESPONSE_CONTENT)
-        self._pending: list[Message] = []
+        self._reader = FrameReader(_MAX_RESPONSE_CONTENT)
+        self._pending: list[Frame] = []
         self._eof = False
         self._broken = False
         self._closed = False
@@ -297,9 +307,9 @@ class WireConnection:
             self._record(False, data)
             raw += data
             try:
-                got.extend(self._decoder.feed(data))
+                got.extend(self._reader.feed(data))
             except ProtocolError as error:
-                got.extend(error.messages)
+                got.extend(error.frames)
                 return Reading(got, End.MALFORMED, error, bytes(raw))
         if count is not None and len(got) > count:
             self._pending = got[count:]
@@ -312,12 +322,12 @@ class WireConnection:
             left = min(left, end_at - time.monotonic())
         return left
 
-    def _finish(self, got: list[Message], count: int | None, end: End, raw: bytearray) -> Reading:
+    def _finish(self, got: list[Frame], count: int | None, end: End, raw: bytearray) -> Reading:
         if count is not None and len(got) >= count:
             return Reading(got, End.COMPLETE, None, bytes(raw))
         if end is End.EOF:
             try:
-                self._decoder.close()
+                self._reader.close()
             except ProtocolError as error:
                 return Reading(got, End.MALFORMED, error, bytes(raw))
         return Reading(got, end, None, bytes(raw))
