@@ -29,6 +29,11 @@ server started from a command line::
   check and reports baseline, peak and growth (:class:`RssSample`), growth over the
   server's ``rss_limit`` being the unsafe case.
 
+A server found dead before a check (``alive`` is False) should be restarted before the
+mark, since :meth:`~ServerUnderTest.died_since` only reports deaths after it.
+:meth:`~ServerUnderTest.observe` first reads everything the server has written; it waits
+for ``quiet`` seconds of silence (20 ms) only when the server printed within them.
+
 Linux only (``/proc``, process groups). A :class:`ServerUnderTest` is driven from one
 thread; only the samplers and the output reader run beside it. Library code: it logs
 through ``logging`` and never prints.
@@ -62,6 +67,7 @@ __all__ = [
     "DEFAULT_RSS_LIMIT",
     "Death",
     "Mark",
+    "MiB",
     "Observation",
     "OutputLine",
     "PrintedTraceback",
@@ -612,6 +618,7 @@ class _Run:
     stopped: bool = False  # we signalled it: its exit is not a death
     reaped: bool = False
     fds_closed: bool = False
+    eof_waited: bool = False
 
     @property
     def pid(self) -> int:
@@ -706,7 +713,9 @@ class ServerUnderTest:
     def start(self) -> tuple[str, int]:
         """Start the process and wait until it accepts a connection; return its address."""
         if self._run is not None and not self._run.reaped:
-            raise RuntimeError("the server is already running (use restart())")
+            if self._exit_status(self._run) is None:
+                raise RuntimeError("the server is already running (use restart())")
+            self._terminate(self._run, self.stop_timeout)  # it died: reap it first
         if self.port == 0:
             self.port = find_free_port(self.host)
         argv = tuple(self.argv)
@@ -791,7 +800,7 @@ class ServerUnderTest:
         self._terminate(run, min(self.stop_timeout, 2.0))
         stderr = self._output.since(run.first_seq, run.end_seq, ("stderr",))
         tail = [line.text for line in stderr[-TAIL_LINES:]]
-        log.warning("%s", headline)
+        log.info("%s", headline)
         raise ServerStartError(headline, command=run.argv, returncode=status, stderr_tail=tail)
 
     def stop(self, timeout: float | None = None) -> int | None:
@@ -994,8 +1003,9 @@ class ServerUnderTest:
             status = self._exit_status(run)
         if status is None or run.stopped:
             return None
-        if not run.fds_closed:
+        if not run.fds_closed and not run.eof_waited:
             run.reader.join(_EOF_WAIT)  # the output pipes close with the process: its last words are in
+            run.eof_waited = True
         lines = self._output.since(run.first_seq, run.end_seq)
         tail = tuple(line.text for line in lines if line.stream == "stderr")[-TAIL_LINES:]
         after_mark = [line for line in lines if line.seq >= mark.seq]
@@ -1010,7 +1020,7 @@ class ServerUnderTest:
         then collects output, tracebacks, a death (see :meth:`died_since`) and the RSS
         sample if one is given. Tracebacks are a problem unless ``allow_tracebacks``.
         """
-        self.settle(quiet=quiet, timeout=max(0.5, 10 * quiet))
+        self.settle(quiet=quiet, timeout=max(0.1, 5 * quiet))
         death = self.died_since(mark, wait=wait)
         output = tuple(self.since(mark))
         tracebacks = tuple(_tracebacks(output))

@@ -196,8 +196,9 @@ def test_supervise_start_fails_with_exit_status_when_server_exits_at_once(tmp_pa
     headline = str(caught.value).splitlines()[0]
     assert f"exited with status 3 before accepting connections on 127.0.0.1:{server.port}" in headline
     assert caught.value.returncode == 3
-    assert len(caught.value.stderr_tail) == 20
-    assert caught.value.stderr_tail[-1] == "fatal: no such file: app.toml"
+    tail = caught.value.stderr_tail
+    assert tail is not None and len(tail) == 20
+    assert tail[-1] == "fatal: no such file: app.toml"
     assert server.returncode == 3
 
 
@@ -239,6 +240,8 @@ def test_supervise_reports_death_by_signal(server: ServerUnderTest) -> None:
     assert death is not None and death.returncode == -signal.SIGKILL
     assert death.summary == "was killed by SIGKILL"
     assert describe_status(-signal.SIGSEGV) == "was killed by SIGSEGV"
+    server.start()  # (no stop() needed after a death)
+    assert ask(server.address, b"ping") == b"ping"
 
 
 def test_supervise_finds_traceback_of_server_that_survives(server: ServerUnderTest) -> None:
@@ -360,7 +363,7 @@ def _raise(exc: BaseException) -> BaseException:
 def test_parse_tracebacks_summarises_each_block_with_its_final_exception() -> None:
     def chained() -> None:
         try:
-            {}["value"]
+            {"key": 1}["value"]
         except KeyError as exc:
             raise ValueError("bad value") from exc
 
