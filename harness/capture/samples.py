@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.connection import ServerConnection
+from harness.frames import FrameReader
 from harness.message import Message
-from harness.pcap import CLIENT, SERVER, Close, Send, Session, write_sessions
+from harness.capture.writer import CLIENT, SERVER, Close, Send, Session, write_sessions
 from harness.violations import Violation, content_violations, first_error, stream_violations
 
 __all__ = [
@@ -170,7 +171,8 @@ def samples() -> list[Sample]:
         )
     )
     morpheus = _search("morpheus").encode()
-    header_end = 2 + int.from_bytes(morpheus[:2], "big")
+    (request,) = FrameReader().feed(morpheus)
+    header_end = len(morpheus) - len(request.content)  # the prefix and the JSON header
     out.append(
         Sample(
             "09-split-prefix",
