@@ -23,10 +23,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from harness.capture.dissector import dissector_path
+from harness.capture.tshark import find_tshark, tshark_env
+from harness.capture.writer import Session, write_sessions
 from harness.message import Message
-from harness.pcap import Session, write_sessions
-from harness.tshark import find_tshark, tshark_env
-from harness.wireshark import dissector_path
 
 
 def bench_writer(sessions: int) -> None:

@@ -75,40 +75,42 @@ __all__ = [
     "write_sessions",
 ]
 
-#: The module of this package that defines each public name. (The sample list itself,
-#: ``samples()``, is not re-exported: its name is the submodule's, which the import system
-#: sets on this package once ``harness.capture.samples`` is imported.)
-_SOURCES: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "CLIENT",
-            "DEFAULT_SERVER_PORT",
-            "SERVER",
-            "CapturedPacket",
-            "Close",
-            "Direction",
-            "Send",
-            "Session",
-            "pcapng_bytes",
-            "session_packets",
-            "write_session",
-            "write_sessions",
-        ],
-        "writer",
+#: The public names of each module of this package. (The sample list itself, ``samples()``,
+#: is not re-exported: its name is the submodule's, which the import system sets on this
+#: package once ``harness.capture.samples`` is imported.)
+_NAMES: dict[str, tuple[str, ...]] = {
+    "writer": (
+        "CLIENT",
+        "DEFAULT_SERVER_PORT",
+        "SERVER",
+        "CapturedPacket",
+        "Close",
+        "Direction",
+        "Send",
+        "Session",
+        "pcapng_bytes",
+        "session_packets",
+        "write_session",
+        "write_sessions",
     ),
-    **dict.fromkeys(["Sample", "conversation", "write_samples"], "samples"),
-    **dict.fromkeys(["DISSECTOR_NAME", "dissector_path", "install", "personal_plugins_dir"], "dissector"),
-    **dict.fromkeys(["Dissected", "TsharkError", "TsharkRun", "dissect", "find_tshark", "follow_raw"], "tshark"),
+    "samples": ("Sample", "conversation", "write_samples"),
+    "dissector": ("DISSECTOR_NAME", "dissector_path", "install", "personal_plugins_dir"),
+    "tshark": ("Dissected", "TsharkError", "TsharkRun", "dissect", "find_tshark", "follow_raw"),
 }
+_SOURCES = {name: module for module, names in _NAMES.items() for name in names}
 
 
-def __getattr__(name: str) -> object:
-    module = _SOURCES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next access is a plain attribute
-    return value
+# Outside type checking only: to mypy the names are the imports above, so a misspelt one
+# is an error at the caller rather than an attribute typed ``object``.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _SOURCES.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # the next access is a plain attribute
+        return value
 
 
 def __dir__() -> list[str]:
