@@ -1,6 +1,6 @@
 """Capture writer and dissector speed, each against a baseline measured in the same run.
 
-1. Writer: frames per second of ``harness.pcap.write_sessions`` (planning, seq/ack
+1. Writer: frames per second of ``harness.capture.write_sessions`` (planning, seq/ack
    bookkeeping, scapy packet building, pcapng blocks) against the floor of the same
    number of bare ``bytes(Ether()/IP()/TCP()/Raw())`` builds in scapy.
 2. Dissector: seconds for tshark to read a capture of many pipelined lpjson messages
