@@ -1,6 +1,6 @@
 """Capture writer and dissector speed, each against a baseline measured in the same run.
 
-1. Writer: frames per second of ``harness.pcap.write_sessions`` (planning, seq/ack
+1. Writer: frames per second of ``harness.capture.write_sessions`` (planning, seq/ack
    bookkeeping, scapy packet building, pcapng blocks) against the floor of the same
    number of bare ``bytes(Ether()/IP()/TCP()/Raw())`` builds in scapy.
 2. Dissector: seconds for tshark to read a capture of many pipelined lpjson messages
@@ -23,10 +23,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from harness.capture.dissector import dissector_path
+from harness.capture.tshark import find_tshark, tshark_env
+from harness.capture.writer import Session, write_sessions
 from harness.message import Message
-from harness.pcap import Session, write_sessions
-from harness.tshark import find_tshark, tshark_env
-from harness.wireshark import dissector_path
 
 
 def bench_writer(sessions: int) -> None:

@@ -26,7 +26,10 @@ import sys
 import time
 
 # What the subcommands' modules used to import at registration.
-EAGER = "import harness.pcap, harness.samples, harness.probe.checks, harness.probe.report, harness.load; "
+EAGER = (
+    "import harness.capture.writer, harness.capture.samples, harness.probe.checks, "
+    "harness.probe.report, harness.load; "
+)
 CLI = "import sys; from harness.cli import main; sys.argv[0] = 'harness'; sys.exit(main())"
 
 

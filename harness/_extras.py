@@ -1,9 +1,11 @@
 """Optional dependencies: which extra brings each one, and the one line that says so.
 
 ``pip install lpjson-harness`` installs only msgspec: the codec, ``harness probe``,
-``harness serve`` and ``harness request`` need nothing else. Captures (scapy), the
+``harness serve`` and ``harness request`` need nothing else. The capture writer and
+samples (``harness.capture.writer`` and ``harness.capture.samples``: scapy), the
 Hypothesis strategies, the atheris fuzzers and uvloop are extras of the distribution
-(pyproject.toml's ``optional-dependencies``). Code that needs one either checks first
+(pyproject.toml's ``optional-dependencies``); the rest of ``harness.capture`` (the
+dissector and the tshark reader) needs none. Code that needs one either checks first
 with :func:`require` (a command option, before any work is done) or wraps its imports
 in :func:`importing` (a module); both raise :class:`MissingExtra`, which
 ``harness.cli.main`` prints as one line, exit status 2, no traceback.
@@ -23,7 +25,7 @@ DISTRIBUTION = "lpjson-harness"
 #: The extra that installs each optional top-level module (tests/test_install.py checks
 #: these against pyproject.toml).
 EXTRA_OF = {
-    "scapy": "pcap",
+    "scapy": "pcap",  # harness.capture.writer, harness.capture.samples
     "hypothesis": "test",
     "atheris": "fuzz",
     "uvloop": "speed",

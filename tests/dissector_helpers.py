@@ -16,11 +16,11 @@ from typing import NoReturn
 
 import pytest
 
+from harness.capture.tshark import Dissected, TsharkRun, find_tshark
+from harness.capture.writer import CLIENT, SERVER, Session
 from harness.decoder import Decoder
 from harness.errors import ContentError, ProtocolError
 from harness.message import Message
-from harness.pcap import CLIENT, SERVER, Session
-from harness.tshark import Dissected, TsharkRun, find_tshark
 
 
 def skip_unless_tshark_required(reason: str) -> NoReturn:

@@ -11,13 +11,21 @@ import json
 import subprocess
 import sys
 
+import harness.capture.writer
 import harness.commands.load
 import harness.commands.pcap
 import harness.load
-import harness.pcap
 from harness._extras import EXTRA_OF
 
-HEAVY = ["hypothesis", "scapy", "harness.load", "harness.pcap", "harness.probe", "harness.strategies"]
+HEAVY = [
+    "hypothesis",
+    "scapy",
+    "harness.load",
+    "harness.capture.writer",
+    "harness.capture.samples",
+    "harness.probe",
+    "harness.strategies",
+]
 
 
 def _modules_after(code: str) -> list[str]:
@@ -60,9 +68,21 @@ def test_probe_imports_no_capture_code_unless_captures_are_asked_for() -> None:
     # runs the probe where it is not installed.)
     code = "import harness.commands.probe, harness.probe.runner, harness.probe.report, harness.server"
     loaded = _modules_after(code)
-    assert [name for name in loaded if name.split(".")[0] == "scapy" or name == "harness.pcap"] == []
+    capture = [name for name in loaded if name == "harness.capture" or name.startswith("harness.capture.")]
+    assert [name for name in loaded if name.split(".")[0] == "scapy"] + capture == []
+
+
+def test_capture_package_imports_scapy_only_for_the_writer_and_samples() -> None:
+    # The dissector and the tshark reader are re-exported by harness.capture without scapy:
+    # `harness wireshark` and a tshark run work in a light install.
+    loaded = _modules_after(
+        "import harness.capture\n"
+        "harness.capture.dissector_path(), harness.capture.dissect, harness.capture.find_tshark()"
+    )
+    assert "harness.capture.dissector" in loaded and "harness.capture.tshark" in loaded
+    assert [name for name in loaded if name.split(".")[0] == "scapy" or name in HEAVY] == []
 
 
 def test_cli_constants_repeated_in_command_modules_agree_with_their_source() -> None:
-    assert harness.commands.pcap.DEFAULT_SERVER_PORT == harness.pcap.DEFAULT_SERVER_PORT
+    assert harness.commands.pcap.DEFAULT_SERVER_PORT == harness.capture.writer.DEFAULT_SERVER_PORT
     assert harness.commands.load.MODES == harness.load.MODES

@@ -35,9 +35,10 @@ from dissector_helpers import (
     skip_unless_tshark_required,
 )
 
+from harness.capture.tshark import TsharkRun, dissect, follow_raw, tshark_env
+from harness.capture.writer import CLIENT, Close, Send, Session, write_sessions
+from harness.frames import frame
 from harness.message import Message
-from harness.pcap import CLIENT, Close, Send, Session, write_sessions
-from harness.tshark import TsharkRun, dissect, follow_raw, tshark_env
 
 TIMEOUT = 10.0
 
@@ -285,7 +286,7 @@ def _tricky_sessions() -> list[Session]:
         b'\n {"content-length":2,\t"content-encoding" : "UTF-8",'
         b'"byteorder":"big","content-type":"text\\/json"} '
     )
-    styled = len(styled_header).to_bytes(2, "big") + styled_header + b"[]"
+    styled = frame(styled_header, b"[]")
     utf16 = Message.from_bytes(
         '{"value": "🐶 ok"}'.encode("utf-16"), content_type="text/json", encoding="UTF-16"
     )
@@ -306,7 +307,7 @@ def _tricky_sessions() -> list[Session]:
         b'{"byteorder": "little", "content-type": "\\u0074ext/json", "content-encoding": "utf-8", '
         b'"content-length": 2, "x": "\\ud83d\\udc36", "y": 1E+2, "z": -0}'
     )
-    escaped = len(escaped_header).to_bytes(2, "big") + escaped_header + b"{}"
+    escaped = frame(escaped_header, b"{}")
     stream = b"".join(
         [
             styled,

@@ -13,14 +13,11 @@ from pathlib import Path
 
 from dissector_helpers import assert_clean, check_sessions, require_tshark
 
-from harness.pcap import Session, write_sessions
-from harness.tshark import dissect
+from harness.capture.tshark import dissect
+from harness.capture.writer import Session, write_sessions
+from harness.frames import frame
 
 GOOD = b'"byteorder": "big", "content-type": "t", "content-encoding": "e", "content-length": 0'
-
-
-def _framed(header: bytes, content: bytes = b"") -> bytes:
-    return len(header).to_bytes(2, "big") + header + content
 
 
 HEADERS: list[bytes] = [
@@ -121,13 +118,13 @@ CONTENTS: list[tuple[str, bytes]] = [
 
 
 def _sessions() -> list[Session]:
-    sessions = [Session.exchange([_framed(h)], comment=f"header {n}") for n, h in enumerate(HEADERS)]
+    sessions = [Session.exchange([frame(h)], comment=f"header {n}") for n, h in enumerate(HEADERS)]
     sessions += [Session.exchange([b"\x00"], comment="a stream of one byte")]
     for n, (encoding, content) in enumerate(CONTENTS):
         header = (
             b"{" + JSON + str(len(content)).encode() + b', "content-encoding": "' + encoding.encode() + b'"}'
         )
-        sessions.append(Session.exchange([_framed(header, content)], comment=f"content {n}"))
+        sessions.append(Session.exchange([frame(header, content)], comment=f"content {n}"))
     return sessions
 
 

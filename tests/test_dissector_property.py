@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import strategies as lst
-from harness.pcap import Session, session_packets, write_sessions
-from harness.tshark import dissect
+from harness.capture.tshark import dissect
+from harness.capture.writer import Session, session_packets, write_sessions
 
 _messages = lst.messages(max_content_size=600)
 #: Sends per direction kept as drawn; the rest go out in one send (bounds the frame count

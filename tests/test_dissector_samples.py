@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from dissector_helpers import assert_clean, check_sessions, require_tshark
 
-from harness.samples import Sample, samples
-from harness.tshark import dissect, tshark_env
-from harness.wireshark import dissector_path
+from harness.capture.dissector import dissector_path
+from harness.capture.samples import Sample, samples
+from harness.capture.tshark import dissect, tshark_env
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 SAMPLES = samples()

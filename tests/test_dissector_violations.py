@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import strategies as lst
+from harness.capture.tshark import dissect
+from harness.capture.writer import Session, write_sessions
 from harness.message import Message
-from harness.pcap import Session, write_sessions
-from harness.tshark import dissect
 from harness.violations import VIOLATIONS, Violation
 
 #: Drawn examples per row, on top of the canonical one.

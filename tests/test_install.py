@@ -237,3 +237,31 @@ def test_light_install_import_strategies_without_hypothesis_says_which_extra(lig
         result.stdout
         == "MissingExtra harness.strategies needs hypothesis: pip install 'lpjson-harness[test]'\n"
     )
+
+
+def test_light_install_capture_package_says_which_extra_only_for_the_writer(light_venv: Path) -> None:
+    # harness.capture re-exports lazily: its dissector names work without scapy (the
+    # Lua file is installed as package data), the writer's names say which extra to install.
+    script = (
+        "import harness.capture\n"
+        "print(harness.capture.dissector_path().is_file(), harness.capture.dissector_path().name)\n"
+        "for name in ('write_sessions', 'write_samples'):\n"
+        "    try:\n"
+        "        getattr(harness.capture, name)\n"
+        "    except ImportError as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+        "    else:\n"
+        "        print('imported', name)"
+    )
+    result = _run(light_venv, "python", "-c", script)
+    assert result.returncode == 0, result.stderr
+    missing = "MissingExtra harness.capture.writer needs scapy: pip install 'lpjson-harness[pcap]'\n"
+    assert result.stdout == "True lpjson.lua\n" + missing * 2
+
+
+def test_light_install_harness_wireshark_path_prints_the_installed_dissector(light_venv: Path) -> None:
+    result = _run(light_venv, "harness", "wireshark", "path")
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.is_file() and path.name == "lpjson.lua" and path.parent.name == "capture"
+    assert path.is_relative_to(light_venv)

@@ -9,13 +9,13 @@ import pytest
 from scapy.layers.inet import TCP
 from scapy.utils import PcapNgReader
 
+from harness.capture.dissector import dissector_path
+from harness.capture.samples import samples, write_samples
 from harness.cli import main
 from harness.decoder import Decoder
 from harness.errors import ProtocolError
-from harness.samples import samples, write_samples
 from harness.strategies import VIOLATION_KINDS
 from harness.violations import content_violations, stream_violations
-from harness.wireshark import dissector_path
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 

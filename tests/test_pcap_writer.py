@@ -18,7 +18,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgReader
 
 from harness import strategies as lst
-from harness.pcap import (
+from harness.capture.writer import (
     CLIENT,
     EPOCH_US,
     SERVER,

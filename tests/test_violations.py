@@ -138,7 +138,7 @@ assert not loaded, loaded
     [
         "import harness.violations",
         "import harness.probe",
-        "import harness.samples",
+        "import harness.capture.samples",
         "from harness.cli import main\nassert main(['probe', '--list']) == 0",
     ],
     ids=["violations", "probe", "samples", "probe-list"],

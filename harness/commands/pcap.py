@@ -9,10 +9,10 @@ from pathlib import Path
 
 from harness._extras import require
 
-# harness.pcap and harness.samples (scapy, the pcap extra: ~140 ms and tens of MB) are imported
-# by the commands that use them, so that `harness` itself starts without them.
+# harness.capture.writer and harness.capture.samples (scapy, the pcap extra: ~140 ms and tens
+# of MB) are imported by the commands that use them, so that `harness` itself starts without them.
 
-#: harness.pcap.DEFAULT_SERVER_PORT (tests/test_cli_startup.py checks that they agree).
+#: harness.capture.writer.DEFAULT_SERVER_PORT (tests/test_cli_startup.py checks that they agree).
 DEFAULT_SERVER_PORT = 65432
 
 FROM_BYTES_DESCRIPTION = """\
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_samples(args: argparse.Namespace) -> int:
     require("the pcap command", "scapy")
-    from harness.samples import samples, write_samples
+    from harness.capture.samples import samples, write_samples
 
     paths = write_samples(args.out)
     for path, sample in zip(paths, samples(), strict=True):
@@ -97,8 +97,8 @@ def split(data: bytes, chunk: int | None, cuts: str | None) -> list[bytes]:
 
 def run_from_bytes(args: argparse.Namespace) -> int:
     require("the pcap command", "scapy")
-    from harness.pcap import CLIENT, Send, Session, write_sessions
-    from harness.samples import conversation
+    from harness.capture.samples import conversation
+    from harness.capture.writer import CLIENT, Send, Session, write_sessions
 
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.wireshark import dissector_path, install, personal_plugins_dir
+from harness.capture.dissector import dissector_path, install, personal_plugins_dir
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

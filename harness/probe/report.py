@@ -12,9 +12,9 @@ from harness.probe.runner import CheckResult, ProbeResult, Target
 from harness.probe.wire import Transcript
 from harness.spec import cite, rule
 
-# harness.pcap needs scapy (the pcap extra): imported only when captures are written.
+# harness.capture.writer needs scapy (the pcap extra): imported only when captures are written.
 if TYPE_CHECKING:
-    from harness.pcap import Direction, Session
+    from harness.capture.writer import Direction, Session
 
 __all__ = [
     "breaks",
@@ -116,7 +116,7 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
 
 def transcript_session(transcript: Transcript, check: str, server_port: int, ipv6: bool = False) -> Session:
     """One recorded connection as a capture session: every chunk is one ``send()`` as it happened."""
-    from harness.pcap import CLIENT, SERVER, Send, Session
+    from harness.capture.writer import CLIENT, SERVER, Send, Session
 
     sends = []
     total = 0
@@ -156,7 +156,7 @@ def transcript_session(transcript: Transcript, check: str, server_port: int, ipv
 
 def write_captures(probe: ProbeResult, directory: Path) -> dict[str, Path]:
     """Write ``DIR/<check>.pcapng`` for each failing check; return check name -> path."""
-    from harness.pcap import write_sessions
+    from harness.capture.writer import write_sessions
 
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

@@ -9,7 +9,7 @@ advance by fixed steps) so one input always gives the same file, byte for byte.
 
 The simplest call writes one exchange::
 
-    from harness.pcap import write_session
+    from harness.capture import write_session
     write_session("out.pcapng", [request_bytes], [response_bytes], comment="a search")
 
 Many sessions go into one file through :func:`write_sessions` and
@@ -35,7 +35,7 @@ from typing import Literal
 
 from harness._extras import importing
 
-with importing("harness.pcap", "scapy"):
+with importing("harness.capture.writer", "scapy"):
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
@@ -43,6 +43,7 @@ with importing("harness.pcap", "scapy"):
 
 __all__ = [
     "CLIENT",
+    "DEFAULT_SERVER_PORT",
     "EPOCH_US",
     "SERVER",
     "CapturedPacket",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.wireshark import dissector_path
+from harness.capture.dissector import dissector_path
 
 __all__ = [
     "CHECK_PREFS",

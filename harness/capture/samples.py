@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.capture.writer import CLIENT, SERVER, Close, Send, Session, write_sessions
 from harness.connection import ServerConnection
+from harness.frames import FrameReader
 from harness.message import Message
-from harness.pcap import CLIENT, SERVER, Close, Send, Session, write_sessions
 from harness.violations import Violation, content_violations, first_error, stream_violations
 
 __all__ = [
@@ -170,7 +171,8 @@ def samples() -> list[Sample]:
         )
     )
     morpheus = _search("morpheus").encode()
-    header_end = 2 + int.from_bytes(morpheus[:2], "big")
+    (morpheus_frame,) = FrameReader().feed(morpheus)
+    header_end = len(morpheus) - len(morpheus_frame.content)  # the prefix and the JSON header
     out.append(
         Sample(
             "09-split-prefix",

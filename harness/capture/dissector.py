@@ -1,8 +1,9 @@
-"""The lpjson Wireshark dissector (``lpjson.lua``) shipped with harness.
+"""The lpjson Wireshark dissector (``lpjson.lua``, next to this module) shipped with harness.
 
-:func:`dissector_path` names the Lua file; :func:`personal_plugins_dir` finds where
-Wireshark loads personal Lua plugins from (``tshark -G folders`` when tshark is
-installed, else the documented default).
+:func:`dissector_path` names the Lua file (``harness wireshark path``);
+:func:`personal_plugins_dir` finds where Wireshark loads personal Lua plugins from
+(``tshark -G folders`` when tshark is installed, else the documented default), and
+:func:`install` copies the dissector there (``harness wireshark install``).
 """
 
 from __future__ import annotations

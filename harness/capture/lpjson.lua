@@ -4,6 +4,9 @@
 -- A message is a 2-byte big-endian header length N, N bytes of a UTF-8 JSON header
 -- (byteorder, content-type, content-encoding, content-length), then content-length
 -- bytes of content. Messages follow each other back to back on a TCP stream.
+-- The spec is docs/PROTOCOL.md in the harness repository (the framing:
+-- docs/PROTOCOL.md#framing; the violations: docs/PROTOCOL.md#error-codes); the comments
+-- below cite its sections.
 --
 -- Wireshark 4.0+ (Lua 5.2). Load it with `wireshark -X lua_script:lpjson.lua` or copy
 -- it into the personal Lua plugins folder (`harness wireshark install` does that).
@@ -17,14 +20,16 @@
 --   * text/json content goes to Wireshark's own JSON dissector;
 --   * every protocol violation of the harness codec (harness/errors.py) is flagged
 --     with an expert info item and the field lpjson.violation (its code), checked in
---     the codec's order: the header must be strict UTF-8 without a BOM, nest at most
---     200 levels, be strict JSON (RFC 8259, no NaN/Infinity, no duplicate keys, no
---     lone surrogate escapes), be an object with the four keys and valid values, and
---     announce at most "max_content_length" bytes (preference, default 1 MiB).
+--     the codec's order (docs/PROTOCOL.md#check-order): the header must be strict
+--     UTF-8 without a BOM, nest at most 200 levels, be strict JSON (RFC 8259, no
+--     NaN/Infinity, no duplicate keys, no lone surrogate escapes), be an object with
+--     the four keys and valid values, and announce at most "max_content_length" bytes
+--     (preference, default 1 MiB).
 --     Wireshark 4.0 has no JSON library for Lua, so a strict JSON reader is built in.
---     A stream that ends (FIN) inside a message gets "incomplete-message" on the FIN.
---     After a framing or header violation nothing in that direction is parsed any
---     more (a length-prefixed stream cannot resynchronise), as in the codec.
+--     A stream that ends (FIN) inside a message gets "incomplete-message" on the FIN
+--     (docs/PROTOCOL.md#f4). After a framing or header violation nothing in that
+--     direction is parsed any more (a length-prefixed stream cannot resynchronise,
+--     docs/PROTOCOL.md#f5), as in the codec.
 
 local lpjson = Proto("lpjson", "Length-prefixed JSON (Real Python socket guide)")
 local lpjson_eos = Proto("lpjson_eos", "lpjson end-of-stream check")
@@ -48,7 +53,8 @@ f.violation = ProtoField.string("lpjson.violation", "Violation")
 f.unparsed = ProtoField.bytes("lpjson.unparsed", "Not parsed (after a protocol error)")
 f.missing = ProtoField.uint32("lpjson.missing", "Bytes missing", base.DEC)
 
--- One expert item per violation class of harness/errors.py (the code is the suffix).
+-- One expert item per violation class of harness/errors.py (the code is the suffix),
+-- one per error code of docs/PROTOCOL.md#error-codes.
 local MALFORMED, PROTOCOL = expert.group.MALFORMED, expert.group.PROTOCOL
 local ERROR, WARN = expert.severity.ERROR, expert.severity.WARN
 local EXPERT_SPEC = {
@@ -92,7 +98,8 @@ local json_dissector = Dissector.get("json")
 local byte, sub, find, char, concat = string.byte, string.sub, string.find, string.char, table.concat
 
 ---------------------------------------------------------------------------------------
--- Strict UTF-8 (as Python's decoder: no overlongs, no surrogates, nothing past U+10FFFF)
+-- Strict UTF-8 (as Python's decoder: no overlongs, no surrogates, nothing past U+10FFFF):
+-- docs/PROTOCOL.md#h1
 ---------------------------------------------------------------------------------------
 
 local function utf8_valid(s)
@@ -132,7 +139,7 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Nesting depth the way harness.strictjson._depth counts it: strings removed with the
--- regex "(?:[^"\\]|\\.)*" (DOTALL), then brackets counted.
+-- regex "(?:[^"\\]|\\.)*" (DOTALL), then brackets counted: docs/PROTOCOL.md#h2
 ---------------------------------------------------------------------------------------
 
 local function too_deep(raw)
@@ -171,7 +178,7 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Strict JSON reader, with the verdicts of Python's json module (C scanner, strict=True)
--- as harness.strictjson.loads_strict uses it.
+-- as harness.strictjson.loads_strict uses it: docs/PROTOCOL.md#h2 to docs/PROTOCOL.md#h4.
 -- Values: Lua strings, true/false, NULL, {t="num", lit=, float=}, {t="arr", ...},
 -- {t="obj", keys={...}, map={}, span={key={first,last}}} (spans are byte positions).
 ---------------------------------------------------------------------------------------
@@ -384,7 +391,8 @@ local function loads_strict(raw, text)
 end
 
 ---------------------------------------------------------------------------------------
--- Header rules (harness.message.check_header and the decoder's limit)
+-- Header rules (harness.message.check_header and the decoder's limit):
+-- docs/PROTOCOL.md#header-rules, docs/PROTOCOL.md#l1
 ---------------------------------------------------------------------------------------
 
 local HEADER_VIOLATION = { utf8 = "header-not-utf8", json = "header-not-json",
@@ -457,7 +465,8 @@ local function check_header_cached(raw, max_content_length)
 end
 
 ---------------------------------------------------------------------------------------
--- text/json content (harness.message.Message.json): encoding allow-list, decoding, JSON
+-- text/json content (harness.message.Message.json): encoding allow-list, decoding, JSON:
+-- docs/PROTOCOL.md#content-rules
 ---------------------------------------------------------------------------------------
 
 local TEXT_ENCODINGS = { ["utf-8"] = true, ["utf-16"] = true, ["utf-32"] = true, ascii = true, ["latin-1"] = true }
@@ -812,7 +821,8 @@ end
 lpjson:register_heuristic("tcp", heuristic)
 
 ---------------------------------------------------------------------------------------
--- End of stream: a FIN while a message is incomplete is the codec's IncompleteMessage.
+-- End of stream: a FIN while a message is incomplete is the codec's IncompleteMessage
+-- (docs/PROTOCOL.md#f4).
 ---------------------------------------------------------------------------------------
 
 function lpjson_eos.dissector(tvb, pinfo, tree)
