@@ -123,7 +123,7 @@ def bench_speed(runs: int) -> None:
 
 
 def _corpus(n_mutants: int) -> list[bytes]:
-    from harness.mutator import StructureMutator
+    from harness.fuzzing import StructureMutator
 
     seeds = [p.read_bytes() for p in sorted(SEEDS.iterdir())]
     mutator = StructureMutator()
@@ -147,7 +147,6 @@ def _time(fn: Callable[[bytes], object], corpus: list[bytes], repeat: int) -> fl
 def bench_cost(n_mutants: int, repeat: int) -> None:
     from harness import Decoder, ProtocolError
     from harness import fuzzing as fz
-    from harness.mutator import StructureMutator
 
     corpus = _corpus(n_mutants)
     inputs = [fz.FuzzInput.decode(d) for d in corpus]
@@ -176,7 +175,7 @@ def bench_cost(n_mutants: int, repeat: int) -> None:
         stepwise = bool(fuzz.flags & fz.FLAG_ALTERNATE)
         chunks = fz.split(fuzz.payload, fuzz.cuts)
         if len(chunks) > 1 or stepwise:
-            fz._decode_split(chunks, fuzz.max_content_length, stepwise)
+            fz.decode_split(chunks, fuzz.max_content_length, stepwise)
 
     def fresh_memo(data: bytes) -> None:
         fuzz = by_data[data]
@@ -185,7 +184,7 @@ def bench_cost(n_mutants: int, repeat: int) -> None:
             fuzz.payload, fuzz.cuts, max_content_length=fuzz.max_content_length, stepwise=stepwise
         )
 
-    mutator = StructureMutator()
+    mutator = fz.StructureMutator()
     rows = [
         ("feed() + close(), no checks (baseline)", plain),
         ("+ bookkeeping, close() and failed-state checks", whole),

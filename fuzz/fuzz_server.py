@@ -16,17 +16,17 @@ each request (then the error message, if the stream breaks the protocol), the
 connection ends closed or cleanly waiting, output per call and buffering stay bounded.
 """
 
-import importlib
 import sys
 from pathlib import Path
 
-import atheris
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# Instrument the code under test only (connection, application, codec), not the checks.
-with atheris.instrument_imports(include=["harness"], exclude=["harness.fuzzing", "harness.mutator"]):
-    for module in (
+import runner
+
+# Instrument the code under test only (connection, applications, codec), not the checks
+# in harness.fuzzing.
+runner.import_instrumented(
+    [
         "harness.connection",
         "harness.apps",
         "harness.frames",
@@ -34,12 +34,10 @@ with atheris.instrument_imports(include=["harness"], exclude=["harness.fuzzing",
         "harness.decoder",
         "harness.message",
         "harness.strictjson",
-    ):
-        importlib.import_module(module)
+    ]
+)
 
-import runner
-
-from harness.fuzzing import check_server_input
+from harness.fuzzing import check_server_input  # noqa: E402  (only after the instrumented imports)
 
 if __name__ == "__main__":
     runner.main(

@@ -16,17 +16,20 @@ What it adds to libFuzzer's own command line, only where the user did not say ot
   ``fuzz/work/``.
 
 ``--bytes`` selects plain libFuzzer byte mutation, ``--structure`` (the default) the
-structure-aware mutator of :mod:`harness.mutator`. libFuzzer ignores flags that start
+structure-aware mutator of :mod:`harness.fuzzing.mutator`. libFuzzer ignores flags that start
 with ``--``, and fork children receive them too.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
+import importlib.util
 import os
+import pkgutil
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
@@ -61,6 +64,36 @@ A file argument replays that input. Every libFuzzer flag passes through
 lists them. --bytes: plain byte mutation; --structure (default): the
 structure-aware mutator.
 """
+
+
+#: The package that holds the invariant checks, the seeds and the mutator: never instrumented.
+CHECKS_PACKAGE = "harness.fuzzing"
+
+
+def check_modules() -> list[str]:
+    """``harness.fuzzing`` and every module in it, found without importing any of them.
+
+    atheris's ``exclude`` names whole modules, not packages, so each one is listed.
+    """
+    harness = importlib.util.find_spec("harness")  # a top-level name: found, not imported
+    if harness is None or not harness.submodule_search_locations:
+        raise SystemExit("harness is not installed: run pip install -e '.[fuzz]' in the checkout")
+    package = [str(Path(p) / "fuzzing") for p in harness.submodule_search_locations]
+    return [CHECKS_PACKAGE, *sorted(f"{CHECKS_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(package))]
+
+
+def import_instrumented(modules: Iterable[str]) -> None:
+    """Import ``modules`` (the code under test) with atheris's coverage instrumentation.
+
+    Every harness module they import is instrumented too, except the invariant checks and
+    the mutator (:data:`CHECKS_PACKAGE`): their branches must not count as coverage. Call it
+    before anything imports ``harness``.
+    """
+    import atheris
+
+    with atheris.instrument_imports(include=["harness"], exclude=check_modules()):
+        for module in modules:
+            importlib.import_module(module)
 
 
 def _flag_name(arg: str) -> str:
@@ -139,7 +172,7 @@ def main(name: str, what: str, target: Callable[[bytes], None], script: str) -> 
     argv = build_argv(name, Path(script).resolve(), sys.argv)
     kwargs = {}
     if "--bytes" not in argv:
-        from harness.mutator import StructureMutator
+        from harness.fuzzing import StructureMutator
 
         # Look atheris.Mutate up on every call: Fuzz() swaps in the real one.
         mutator = StructureMutator(lambda data, max_size: atheris.Mutate(data, max_size))

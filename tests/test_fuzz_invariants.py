@@ -26,14 +26,15 @@ from harness.fuzzing import (
     WIRE_VECTORS,
     CheckMemo,
     FuzzInput,
+    StructureMutator,
     check_decoder,
     check_decoder_input,
     check_server_connection,
     check_server_input,
     decode_outcome,
+    parse_frames,
     split,
 )
-from harness.mutator import StructureMutator, parse_frames
 
 SEEDS = Path(__file__).resolve().parent.parent / "fuzz" / "seeds"
 REQUEST = WIRE_VECTORS["vector-request-morpheus"]
@@ -154,6 +155,37 @@ def test_check_decoder_fails_when_the_fast_path_disagrees_with_the_strict_reader
         check_decoder(REQUEST, [])
 
 
+@pytest.mark.parametrize(
+    ("cut", "error"),
+    [
+        (
+            slice(None, -1),
+            r"message 0 at offset 0: its 40 content bytes are not the last bytes of its frame "
+            r"\(offsets 106 to 146\)",
+        ),
+        (
+            slice(1, None),
+            r"message 0 at offset 0: its frame holds a 104-byte header, but its prefix is b'\\x00g'",
+        ),
+    ],
+)
+def test_check_decoder_fails_when_a_message_is_not_the_next_frame(
+    monkeypatch: pytest.MonkeyPatch, cut: slice, error: str
+) -> None:
+    real = harness.decoder._messages_from_frames
+
+    def messages_from_frames(frames: list[harness.frames.Frame]) -> list[Message]:
+        messages = real(frames)
+        return [
+            Message({**m.header, "content-length": len(m.content[cut])}, m.content[cut]) for m in messages
+        ]
+
+    check_decoder(REQUEST, [])
+    monkeypatch.setattr(harness.decoder, "_messages_from_frames", messages_from_frames)
+    with pytest.raises(AssertionError, match=error):
+        check_decoder(REQUEST, [])
+
+
 def test_a_shared_memo_skips_known_results_but_still_compares_every_header(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -252,7 +284,7 @@ def test_parse_frames_splits_at_the_decoders_message_boundaries() -> None:
 
 def test_parse_frames_of_the_stream_just_checked_equals_a_fresh_parse() -> None:
     """The mutator reuses the fuzzer target's whole decode (FUZZ_MEMO.last_stream)."""
-    from harness.mutator import _parse_frames
+    from harness.fuzzing.mutator import _parse_frames
 
     mutator = StructureMutator()
     corpus = _seeds()

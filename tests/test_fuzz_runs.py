@@ -7,6 +7,8 @@ from a temporary directory. atheris is part of the ``fuzz`` extra (Python < 3.14
 from __future__ import annotations
 
 import os
+import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,30 @@ def test_fork_mode_runs_children_through_the_wrapper(tmp_path: Path, checkout_un
     assert "-fork=2: fuzzing in separate process(s)" in result.stderr
     assert "oom/timeout/crash: 0/0/0" in result.stderr
     assert "log from the inner process" not in result.stderr  # printed when a child fails (sh: exit 126)
+
+
+CODEC = {"harness.frames", "harness.header", "harness.decoder", "harness.message", "harness.strictjson"}
+UNDER_TEST = {"decoder": CODEC, "server": CODEC | {"harness.connection", "harness.apps"}}
+
+
+@pytest.mark.parametrize("target", sorted(FUZZERS))
+def test_fuzzers_instrument_the_code_under_test_and_none_of_the_checks(target: str, tmp_path: Path) -> None:
+    replay = fuzz(FUZZERS[target], [str(REPO / "fuzz" / "seeds" / "vector-request-morpheus")], tmp_path)
+    assert replay.returncode == 0, replay.stderr[-4000:]
+    instrumented = set(re.findall(r"^INFO: Instrumenting (\S+)$", replay.stderr, re.MULTILINE))
+    assert instrumented >= UNDER_TEST[target], instrumented
+    assert not {m for m in instrumented if m.startswith("harness.fuzzing")}, instrumented
+
+
+def test_the_modules_left_uninstrumented_are_the_whole_fuzzing_package() -> None:
+    sys.path.insert(0, str(REPO / "fuzz"))
+    try:
+        import runner
+    finally:
+        sys.path.remove(str(REPO / "fuzz"))
+    import harness.fuzzing
+
+    package = {"harness.fuzzing"} | {
+        m.name for m in pkgutil.walk_packages(harness.fuzzing.__path__, "harness.fuzzing.")
+    }
+    assert set(runner.check_modules()) == package

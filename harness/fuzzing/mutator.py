@@ -2,17 +2,18 @@
 
 libFuzzer's byte mutations rarely keep a length-prefixed stream in sync: flip a
 digit of ``content-length`` and every later message is garbage. This mutator
-splits the input into messages with the project's own :class:`~harness.Decoder`
-(never a second parser: message boundaries are the decoder's ``offset`` after
-each ``next_message()``) and mutates at the protocol level: header keys, value
-types and values, ``content-length`` off by one and far off, extension headers,
-encodings, content, JSON styles and raw-header defects, the 2-byte prefix, and
-whole messages (drop, duplicate, swap, splice, insert a known message). Now and
-then, and whenever a mutation cannot apply, it falls back to byte mutation
-(``atheris.Mutate`` inside a fuzzer, which also uses libFuzzer's dictionary).
+splits the input into messages with the project's own frame layer
+(:class:`~harness.frames.FrameReader`, never a second parser: message
+boundaries are the frames' offsets) and mutates at the protocol level: header
+keys, value types and values, ``content-length`` off by one and far off,
+extension headers, encodings, content, JSON styles and raw-header defects, the
+2-byte prefix, and whole messages (drop, duplicate, swap, splice, insert a
+known message). Now and then, and whenever a mutation cannot apply, it falls
+back to byte mutation (``atheris.Mutate`` inside a fuzzer, which also uses
+libFuzzer's dictionary).
 
-Inputs keep the :class:`~harness.fuzzing.FuzzInput` layout (chunking prefix,
-then the stream); the chunking prefix is mutated too.
+Inputs keep the :class:`~harness.fuzzing.input.FuzzInput` layout (chunking
+prefix, then the stream); the chunking prefix is mutated too.
 """
 
 from __future__ import annotations
@@ -25,23 +26,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from harness.decoder import Decoder
 from harness.errors import ProtocolError
-from harness.frames import prefix
-from harness.fuzzing import (
+from harness.frames import FrameReader, prefix
+from harness.fuzzing.input import (
     FLAG_ALTERNATE,
     FLAG_CYCLE,
     FLAG_SMALL_LIMITS,
-    FUZZ_MEMO,
     MAX_DELTAS,
     SMALL_MAX_CONTENT_LENGTH,
-    WIRE_VECTORS,
     FuzzInput,
 )
-from harness.header import MAX_HEADER_LENGTH
-from harness.message import REQUIRED_KEYS, TEXT_ENCODINGS
+from harness.fuzzing.memo import FUZZ_MEMO
+from harness.fuzzing.seeds import WIRE_VECTORS
+from harness.header import MAX_HEADER_LENGTH, REQUIRED_KEYS
+from harness.message import TEXT_ENCODINGS
 
-__all__ = ["ByteMutator", "Frame", "StructureMutator", "parse_frames", "simple_byte_mutate"]
+__all__ = ["ByteMutator", "StructureMutator", "WireMessage", "parse_frames", "simple_byte_mutate"]
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,10 @@ def simple_byte_mutate(rng: random.Random) -> ByteMutator:
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One message of a stream: its exact wire bytes and, when it decoded, its header and content."""
+class WireMessage:
+    """One message of a stream as the mutator handles it: its exact wire bytes and, when they
+    read as a frame, the frame's header and content (``header`` is ``None`` for bytes the
+    mutator broke on purpose)."""
 
     raw: bytes
     header: dict[str, Any] | None = None
@@ -176,37 +178,35 @@ class Frame:
         return self.header is not None
 
 
-def parse_frames(payload: bytes) -> tuple[list[Frame], bytes]:
-    """Split ``payload`` into the messages the decoder reads and the tail it cannot read.
+def parse_frames(payload: bytes) -> tuple[list[WireMessage], bytes]:
+    """Split ``payload`` into the frames the frame reader reads and the tail it cannot read.
 
-    Boundaries come from :attr:`Decoder.offset` after each ``next_message()``. The stream
-    the decoder fuzzer has just checked is not decoded again: its whole ``feed()`` stopped
-    where ``next_message()`` stops, after the same messages (see ``CheckMemo.last_stream``).
+    Boundaries are the frames' stream offsets. The stream the decoder fuzzer has just
+    checked is not read again: its decoder stopped after the same frames, as the same
+    messages (see ``CheckMemo.last_stream``).
     """
     last = FUZZ_MEMO.last_stream
     if last is not None and last[0] == payload:
         _, raws, messages = last
-        frames = [Frame(raw, dict(m.header), m.content) for raw, m in zip(raws, messages, strict=True)]
+        frames = [WireMessage(raw, dict(m.header), m.content) for raw, m in zip(raws, messages, strict=True)]
         return frames, payload[sum(map(len, raws)) :]
     cached, tail = _parse_frames(payload)
     return list(cached), tail
 
 
 @lru_cache(maxsize=2048)
-def _parse_frames(payload: bytes) -> tuple[tuple[Frame, ...], bytes]:
+def _parse_frames(payload: bytes) -> tuple[tuple[WireMessage, ...], bytes]:
     # Cached: libFuzzer mutates the same corpus entries over and over.
-    decoder = Decoder(_PARSE_LIMIT)
-    frames: list[Frame] = []
+    reader = FrameReader(_PARSE_LIMIT)
     try:
-        decoder.receive_data(payload)
-        start = 0
-        while (message := decoder.next_message()) is not None:
-            end = decoder.offset
-            frames.append(Frame(payload[start:end], dict(message.header), message.content))
-            start = end
-    except ProtocolError:
-        pass
-    end = sum(len(f.raw) for f in frames)
+        read = reader.feed(payload)
+    except ProtocolError as error:
+        read = error.frames
+    end = reader.offset  # where the last whole frame ends (and a violation, if any, starts)
+    frames: list[WireMessage] = []
+    for i, (header, content, start) in enumerate(read):
+        stop = read[i + 1].offset if i + 1 < len(read) else end
+        frames.append(WireMessage(payload[start:stop], dict(header), content))
     return tuple(frames), payload[end:]
 
 
@@ -260,7 +260,7 @@ class StructureMutator:
         # Past this size, mutations that add messages give way to ones that drop them: the
         # cost of an input grows with its messages, and a few messages reach every state.
         self.soft_max_size = soft_max_size
-        self._header_ops: list[Callable[[random.Random, dict[str, Any], Frame], None]] = [
+        self._header_ops: list[Callable[[random.Random, dict[str, Any], WireMessage], None]] = [
             self._drop_key,
             self._add_extension,
             self._retype_value,
@@ -313,12 +313,12 @@ class StructureMutator:
     def _mutate_once(
         self,
         rng: random.Random,
-        frames: list[Frame],
+        frames: list[WireMessage],
         tail: bytes,
         fuzz: FuzzInput,
         byte_mutate: ByteMutator,
         max_size: int,
-    ) -> tuple[list[Frame], bytes, FuzzInput]:
+    ) -> tuple[list[WireMessage], bytes, FuzzInput]:
         frames = list(frames)
         decoded = [i for i, f in enumerate(frames) if f.decoded]
         if len(frames) > 1 and sum(len(f.raw) for f in frames) + len(tail) > self.soft_max_size:
@@ -335,42 +335,44 @@ class StructureMutator:
         elif roll < 85:
             fuzz = self._mutate_chunking(rng, fuzz)
         else:
-            frames.append(Frame(self._known_message(rng)))
+            frames.append(WireMessage(self._known_message(rng)))
         return frames, tail, fuzz
 
-    def _mutate_message(self, rng: random.Random, frame: Frame, byte_mutate: ByteMutator) -> Frame:
+    def _mutate_message(
+        self, rng: random.Random, frame: WireMessage, byte_mutate: ByteMutator
+    ) -> WireMessage:
         assert frame.header is not None
         header = dict(frame.header)
         content = frame.content
         roll = rng.randrange(100)
         if roll < 40:
             rng.choice(self._header_ops)(rng, header, frame)
-            return Frame(_frame(_render_header(header, rng), content), header, content)
+            return WireMessage(_frame(_render_header(header, rng), content), header, content)
         if roll < 65:
             content = self._new_content(rng, header, content, byte_mutate)
-            return Frame(_frame(_render_header(header, rng), content), header, content)
+            return WireMessage(_frame(_render_header(header, rng), content), header, content)
         if roll < 85:
-            return Frame(self._raw_header_defect(rng, header, content))
+            return WireMessage(self._raw_header_defect(rng, header, content))
         # the 2-byte prefix off by a little or a lot
         raw_header = _render_header(header, rng)
         delta = rng.choice([-2, -1, 1, 2, -len(raw_header), 0xFFFF, rng.randint(-len(raw_header), 300)])
-        return Frame(_frame(raw_header, content, delta))
+        return WireMessage(_frame(raw_header, content, delta))
 
     # header operations: they edit ``header`` in place
 
-    def _drop_key(self, rng: random.Random, header: dict[str, Any], frame: Frame) -> None:
+    def _drop_key(self, rng: random.Random, header: dict[str, Any], frame: WireMessage) -> None:
         if header:
             del header[rng.choice(list(header))]
 
-    def _add_extension(self, rng: random.Random, header: dict[str, Any], frame: Frame) -> None:
+    def _add_extension(self, rng: random.Random, header: dict[str, Any], frame: WireMessage) -> None:
         key = rng.choice(_EXTENSION_KEYS)
         header[key] = rng.choice(_VALUES)
 
-    def _retype_value(self, rng: random.Random, header: dict[str, Any], frame: Frame) -> None:
+    def _retype_value(self, rng: random.Random, header: dict[str, Any], frame: WireMessage) -> None:
         key = rng.choice(list(header) or list(REQUIRED_KEYS))
         header[key] = rng.choice(_VALUES)
 
-    def _change_value(self, rng: random.Random, header: dict[str, Any], frame: Frame) -> None:
+    def _change_value(self, rng: random.Random, header: dict[str, Any], frame: WireMessage) -> None:
         key = rng.choice(REQUIRED_KEYS)
         if key == "byteorder":
             header[key] = rng.choice(_BYTEORDERS)
@@ -381,7 +383,7 @@ class StructureMutator:
         else:
             header[key] = len(frame.content)
 
-    def _content_length_off(self, rng: random.Random, header: dict[str, Any], frame: Frame) -> None:
+    def _content_length_off(self, rng: random.Random, header: dict[str, Any], frame: WireMessage) -> None:
         n = len(frame.content)
         header["content-length"] = rng.choice(
             [
@@ -463,9 +465,9 @@ class StructureMutator:
 
     # the stream
 
-    def _mutate_sequence(self, rng: random.Random, frames: list[Frame]) -> list[Frame]:
+    def _mutate_sequence(self, rng: random.Random, frames: list[WireMessage]) -> list[WireMessage]:
         if not frames:
-            return [Frame(self._known_message(rng))]
+            return [WireMessage(self._known_message(rng))]
         i = rng.randrange(len(frames))
         roll = rng.randrange(4)
         if roll == 0:
@@ -476,12 +478,17 @@ class StructureMutator:
             j = rng.randrange(len(frames))
             frames[i], frames[j] = frames[j], frames[i]
         else:
-            frames.insert(rng.randint(0, len(frames)), Frame(self._known_message(rng)))
+            frames.insert(rng.randint(0, len(frames)), WireMessage(self._known_message(rng)))
         return frames
 
     def _mutate_tail(
-        self, rng: random.Random, frames: list[Frame], tail: bytes, byte_mutate: ByteMutator, max_size: int
-    ) -> tuple[list[Frame], bytes]:
+        self,
+        rng: random.Random,
+        frames: list[WireMessage],
+        tail: bytes,
+        byte_mutate: ByteMutator,
+        max_size: int,
+    ) -> tuple[list[WireMessage], bytes]:
         roll = rng.randrange(3)
         if roll == 0 and tail:
             return frames, byte_mutate(tail, max(len(tail) + 16, 1))
