@@ -16,7 +16,8 @@ The reader sees a stream of whole frames: the fast path runs only while the
 reader stands at a frame boundary (nothing buffered) and takes whole answers off
 the front of the bytes; when the reader holds part of a frame, it is given the
 rest of that frame first. Its offsets therefore count the bytes it was given,
-not the bytes of the connection.
+not the bytes of the connection. The bytes of a frame the reader holds in part
+are kept too, so that an answer split across reads is learnt like any other.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PipelineClient(asyncio.Protocol):
         self.index = index % run.n_requests  # next request to send, an index into the ring
         self.transport: asyncio.Transport | None = None
         self.frames = FrameReader(run.config.max_content_length)
+        self.partial: list[bytes] = []  # the bytes of the frame the reader holds in part
         self.sent_at: deque[list[int]] = deque()  # [send time, requests sent then] runs
         self.in_flight = 0
         self.answer_index = self.index  # the request the next answer answers
@@ -88,8 +90,14 @@ class PipelineClient(asyncio.Protocol):
                 # piece at a time: prefix, header, content) and no more, so that it stands
                 # at a frame boundary before the fast path takes whole answers.
                 stop = min(end, pos + frames.bytes_needed)
-                good += self._judge(frames.feed(data[pos:stop]), errors)
+                piece = data[pos:stop]
                 pos = stop
+                self.partial.append(piece)
+                found = frames.feed(piece)
+                if found:
+                    whole = b"".join(self.partial)
+                    self.partial.clear()
+                    good += self._judge(found, errors, whole, found[0].offset)
             ring = run.expected_ring
             due = self.in_flight - good - len(errors)
             if ring is not None and due > 0 and pos < end:
@@ -106,6 +114,8 @@ class PipelineClient(asyncio.Protocol):
                 rest = data[pos:] if pos else data
                 start = frames.offset  # the stream offset of rest[0]: the reader buffers nothing
                 good += self._judge(frames.feed(rest), errors, rest, start)
+                if frames.buffered:
+                    self.partial.append(rest[frames.offset - start :])
         except ProtocolError as exc:
             self._fail(error_kind(exc))
             return
@@ -141,12 +151,12 @@ class PipelineClient(asyncio.Protocol):
         elif not self.in_flight:
             self.close()
 
-    def _judge(self, found: list[Frame], errors: list[str], chunk: bytes = b"", start: int = 0) -> int:
+    def _judge(self, found: list[Frame], errors: list[str], chunk: bytes, start: int) -> int:
         """Judge the frames ``found``, in order; return how many were good answers.
 
-        The error kinds of the others are appended to ``errors``. ``chunk`` holds
-        the stream from offset ``start`` up to the reader's offset: a good answer
-        whose bytes are all in it teaches the run what to expect.
+        The error kinds of the others are appended to ``errors``. ``chunk`` is
+        the stream from offset ``start`` (the first frame's) up to the reader's
+        offset: the bytes of each good answer teach the run what to expect.
         """
         run = self.run
         verdicts = run.verdicts
@@ -158,9 +168,8 @@ class PipelineClient(asyncio.Protocol):
             verdict = verdicts(header, content)
             if verdict is None:
                 good += 1
-                if chunk and offset >= start:
-                    stop = found[k + 1].offset if k < last else self.frames.offset
-                    run.learn(index, chunk[offset - start : stop - start])
+                stop = found[k + 1].offset if k < last else self.frames.offset
+                run.learn(index, chunk[offset - start : stop - start])
             else:
                 errors.append(verdict)
             index = (index + 1) % n
