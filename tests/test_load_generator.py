@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import random
@@ -12,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness import Decoder, Message
 from harness.cli import main
@@ -24,6 +27,8 @@ from harness.load import (
     default_requests,
     run_load,
 )
+from harness.load.pipeline import PipelineClient
+from harness.load.state import RunState
 from harness.server import ReferenceServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -385,3 +390,83 @@ def test_server_process_reports_a_server_that_never_listens() -> None:
 def test_load_config_refuses_durations_that_would_never_end_or_start(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="duration and timeout must be > 0"):
         LoadConfig("127.0.0.1", 1, **bad)
+
+
+# -- the pipelined client's reading, sans network --------------------------------------
+
+
+class _NullTransport:
+    """Takes the client's writes and drops them."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _feed_pipeline_client(chunks: list[bytes], depth: int) -> tuple[RunState, PipelineClient]:
+    """A pipelined client of a measuring run, fed ``chunks`` as if they came from the server."""
+
+    async def feed() -> tuple[RunState, PipelineClient]:
+        run = RunState(LoadConfig("127.0.0.1", 1, depth=depth))
+        run.measuring = True
+        client = PipelineClient(run, 0)
+        client.connection_made(_NullTransport())  # type: ignore[arg-type]
+        for chunk in chunks:
+            client.data_received(chunk)
+        return run, client
+
+    return asyncio.run(feed())
+
+
+SEARCH_ANSWERS = [search_app_bytes(raw) for raw in default_requests()]
+OVERLOADED = Message.from_json({"error": "overloaded", "detail": "try later"}).encode()
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 17, 64, 150, 400])
+def test_load_pipeline_client_counts_answers_split_anywhere(size: int) -> None:
+    # The first answers teach the run what to expect (through the frame reader); the later
+    # ones go by the fast path when a chunk starts at a frame boundary, and by the reader
+    # when it does not: every answer is counted once, whatever the cuts.
+    stream = b"".join(SEARCH_ANSWERS[k % 5] for k in range(60))
+    chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+    run, client = _feed_pipeline_client(chunks, depth=64)
+    assert run.errors == {}
+    assert run.answers == 60
+    assert run.expected == SEARCH_ANSWERS
+    assert run.expected_ring is not None and not run.answers_vary
+    assert client.frames.buffered == 0 and client.in_flight == 64 and not client.failed
+
+
+@given(
+    answers=st.lists(st.sampled_from(["good", "error"]), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=10**6), max_size=30),
+)
+def test_load_pipeline_client_counts_good_and_error_answers_whatever_the_cuts(
+    answers: list[str], cuts: list[int]
+) -> None:
+    # Error messages among learnt answers: a batch that holds one is not taken by the fast
+    # path; the reader, at a frame boundary, reads it and each answer gets its verdict.
+    learn = b"".join(SEARCH_ANSWERS)
+    stream = b"".join(
+        SEARCH_ANSWERS[k % 5] if kind == "good" else OVERLOADED for k, kind in enumerate(answers, start=5)
+    )
+    run, client = _feed_pipeline_client([learn, *_cut(stream, cuts)], depth=64)
+    errors = answers.count("error")
+    assert run.answers == 5 + answers.count("good")
+    assert run.errors == ({"error-response:overloaded": errors} if errors else {})
+    assert run.expected == SEARCH_ANSWERS and not run.answers_vary
+    assert client.frames.buffered == 0 and not client.failed
+
+
+def test_load_pipeline_client_counts_a_malformed_answer_as_a_bad_response() -> None:
+    run, client = _feed_pipeline_client([SEARCH_ANSWERS[0], b"\x00\x00"], depth=4)
+    assert run.answers == 1
+    assert run.errors == {"bad-response:zero-header-length": 1}
+    assert client.failed

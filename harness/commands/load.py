@@ -15,7 +15,7 @@ from harness._extras import require
 if TYPE_CHECKING:
     from harness.load import LoadResult, LoadStatus, ServerProcess
 
-#: harness.load.MODES (tests/test_cli_startup.py checks that they agree).
+#: harness.load.MODES, from harness/load/config.py (tests/test_cli_startup.py checks that they agree).
 MODES = ("pipeline", "connect-per-request")
 
 DESCRIPTION = """\
