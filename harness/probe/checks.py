@@ -328,19 +328,19 @@ def verify_answers(
         if all(problem is not None for problem in problems):
             ordinal = f" #{index + 1}" if len(requests) > 1 else ""
             raise CheckFailed(f"{what}answer{ordinal} to {describe_request(request)}: {problems[0]}")
-    got = len(reading.messages)
-    if got < len(requests):
-        where = f"{got} of {len(requests)} answers"
+    count = len(reading.messages)
+    if count < len(requests):
+        where = f"{count} of {len(requests)} answers"
         if reading.end is End.TIMEOUT:
             raise CheckFailed(f"{what}{where}, then silence for {bound:.1f}s (server hangs)", "unsafe")
         if reading.end is End.MALFORMED:
             raise CheckFailed(f"{what}{where}, then bytes that break the protocol: {reading.error}")
         closed = "closed the connection" if reading.end is End.EOF else "reset the connection"
-        if ctx is not None and profile.one_request_per_connection and got >= 1:
+        if ctx is not None and profile.one_request_per_connection and count >= 1:
             ctx.note("closes after one answer")
             return f"closes after one answer: {where}, then the server {closed}"
         if ctx is not None and profile.errors_may_close:
-            pending = ctx.outcomes(requests[got])[0]
+            pending = ctx.outcomes(requests[count])[0]
             if isinstance(pending, ContentError):
                 ctx.note("closes on an error")
                 return f"{where}, then the server {closed} at the {pending.code} request"
