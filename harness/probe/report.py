@@ -114,8 +114,9 @@ def format_root_causes(probe: ProbeResult) -> list[str]:
     ]
     for r in roots:
         cited = f" ({r.rule})" if r.rule else ""
+        detail = r.detail if len(r.detail) <= _DETAIL_WIDTH else r.detail[: _DETAIL_WIDTH - 3] + "..."
         lines += textwrap.wrap(
-            f"{r.name}{cited}: {status_label(r)}: {r.detail}",
+            f"{r.name}{cited}: {status_label(r)}: {detail}",
             _DETAIL_WIDTH + 20,
             initial_indent="  ",
             subsequent_indent="      ",
@@ -162,8 +163,6 @@ def format_table(probe: ProbeResult) -> str:
         lines += [indent + more for more in wrapped[1:]]
         if r.is_root_cause and r.rule is not None:
             lines += [indent + more for more in textwrap.wrap(breaks(r.rule), _DETAIL_WIDTH)]
-            if r.hint:
-                lines += [indent + more for more in textwrap.wrap(f"hint: {r.hint}", _DETAIL_WIDTH)]
     lines.append("")
     roots = len(probe.root_causes)
     totals = f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"
