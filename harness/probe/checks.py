@@ -354,7 +354,7 @@ def exchange(
     chunks: Sequence[bytes] | None = None,
     *,
     pause: float = 0.0,
-    read_bound: float = 3.0,
+    read_bound: float = 2.0,
     label: str = "",
     data: bytes | None = None,
 ) -> str:
@@ -486,7 +486,7 @@ def _pipeline(count: int) -> Callable[[CheckContext], str]:
     def run(ctx: CheckContext) -> str:
         pool = _split_requests()
         requests = [pool[i % len(pool)] if i % 3 else search(f"needle-{i}") for i in range(count)]
-        detail = exchange(ctx, requests, read_bound=3.0 + count * 0.02)
+        detail = exchange(ctx, requests, read_bound=2.0 + count * 0.02)
         if ctx.notes:
             return detail
         return f"{count} requests in one send answered in order"
