@@ -174,12 +174,10 @@ def test_split_header_bug_is_one_root_cause_not_five(reference: Target) -> None:
     with SplitHeaderServer() as (host, port):
         probe = run_checks(CHECKS, Target(host, port))
     assert [r.name for r in probe.root_causes] == ["split-header"]
-    assert {r.name for r in probe.consequences("split-header")} == {
-        "split-one-byte",
-        "split-random",
-        "concurrent-interleaved",
-        "slow-sender",
-    }
+    followers = {r.name for r in probe.consequences("split-header")}
+    always = {"split-one-byte", "split-random", "concurrent-interleaved", "slow-sender"}
+    # 100 pipelined requests are sometimes read with a header cut in two: the same bug
+    assert always <= followers <= always | {"pipeline-100"}
 
 
 # -- applications ---------------------------------------------------------------------------
