@@ -120,10 +120,15 @@ def format_root_causes(probe: ProbeResult) -> list[str]:
             _DETAIL_WIDTH + 20,
             initial_indent="  ",
             subsequent_indent="      ",
+            break_on_hyphens=False,
         )
         if r.hint:
             lines += textwrap.wrap(
-                f"fix: {r.hint}", _DETAIL_WIDTH + 20, initial_indent="      ", subsequent_indent="        "
+                f"fix: {r.hint}",
+                _DETAIL_WIDTH + 20,
+                initial_indent="      ",
+                subsequent_indent="        ",
+                break_on_hyphens=False,
             )
         followers = [c.name for c in probe.consequences(r.name)]
         if followers:
@@ -132,6 +137,7 @@ def format_root_causes(probe: ProbeResult) -> list[str]:
                 _DETAIL_WIDTH + 20,
                 initial_indent="      ",
                 subsequent_indent="        ",
+                break_on_hyphens=False,
             )
     return [*lines, ""]
 
