@@ -6,7 +6,9 @@ calls) and joins the threads with a bound.
 
 - :class:`OneRequestServer`: written from scratch, sharing nothing with
   harness (no codec, no application): answers one request per connection and
-  closes, like the guide's ``app-server.py``. Otherwise careful.
+  closes, like the guide's ``app-server.py``. Otherwise careful: strict JSON,
+  every header value checked, the encoding allow-list, error messages for bad
+  content.
 - :class:`SplitHeaderServer`: pipelined, but assumes the JSON header arrives in
   the same read as its 2-byte prefix; a header split across reads is misread.
 - :class:`DiesOnBadJSONServer`: correct framing, but a header or content that
@@ -28,7 +30,7 @@ import threading
 from types import TracebackType
 
 from harness.apps import search_app
-from harness.errors import ProtocolError
+from harness.errors import ContentError
 from harness.message import Message
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,13 @@ def _encode(obj_or_bytes: object, content_type: str, encoding: str) -> bytes:
     return struct.pack(">H", len(header)) + header + content
 
 
+_TEXT_ENCODINGS = ("utf-8", "utf-16", "utf-32", "ascii", "latin-1")
+
+
+def _error(code: str, detail: str) -> bytes:
+    return _encode({"error": code, "detail": detail}, "text/json", "utf-8")
+
+
 class OneRequestServer(_ThreadedServer):
     """The guide's pattern: read one request, answer it, close. Nothing from harness."""
 
@@ -186,7 +195,9 @@ class OneRequestServer(_ThreadedServer):
         length = header.get("content-length")
         if type(length) is not int or not 0 <= length <= _LIMIT:
             return
-        for key in ("byteorder", "content-type", "content-encoding"):
+        if header.get("byteorder") not in ("little", "big"):
+            return
+        for key in ("content-type", "content-encoding"):
             if not isinstance(header.get(key), str) or not header[key]:
                 return
         end = 2 + header_length + length
@@ -194,14 +205,22 @@ class OneRequestServer(_ThreadedServer):
             return
         content = bytes(buf[2 + header_length : end])
         if header["content-type"] == "text/json":
-            if header["content-encoding"].lower() != "utf-8":
+            encoding = header["content-encoding"].lower()
+            if encoding not in _TEXT_ENCODINGS:
+                conn.sendall(_error("unsupported-encoding", f"content-encoding {encoding!r} is not allowed"))
                 return
             try:
-                request = _strict_loads(content.decode("utf-8"))
-            except ValueError:
+                text = content.decode(encoding)
+            except UnicodeDecodeError as exc:
+                conn.sendall(_error("content-not-decodable", str(exc)))
+                return
+            try:
+                request = _strict_loads(text)
+            except ValueError as exc:
+                conn.sendall(_error("content-not-json", str(exc)))
                 return
             if not isinstance(request, dict):
-                return
+                request = {}
             action, value = request.get("action"), request.get("value")
             if action == "search":
                 answer = _ANSWERS.get(value, f"No match for '{value}'.")
@@ -249,14 +268,15 @@ class _FramingServer(_ThreadedServer):
             del buf[:end]
             try:
                 request = Message(header, content)
-            except ProtocolError:
+            except ValueError:  # an invalid header value: close
                 return
             if request.is_json:
                 self.parse_json(content)  # the dying server dies here on bad content
             try:
-                conn.sendall(search_app(request).encode())
-            except ProtocolError:  # a ContentError from the application: close, no answer
-                return
+                answer = search_app(request)
+            except ContentError as error:  # answered with its error message; the stream is in sync
+                answer = Message.from_json({"error": error.code, "detail": str(error)})
+            conn.sendall(answer.encode())
 
     def read_header(self, conn: socket.socket, buf: bytearray, header_length: int) -> bytes | None:
         while len(buf) < 2 + header_length:

@@ -113,7 +113,13 @@ def test_one_request_per_connection_server_fails_pipelining_only(
         assert code == 1
         checks = {c["name"]: c for c in report["checks"]}  # type: ignore[union-attr]
         failed = {name for name, c in checks.items() if c["status"] == "fail"}
-        assert failed == {"pipeline-2", "pipeline-100"}
+        # every failure is pipelining (pipeline-after-bad-content: a request pipelined behind bad
+        # content), and the report names the one root cause
+        assert failed == {"pipeline-2", "pipeline-100", "pipeline-after-bad-content"}
+        assert {checks[name]["group"] for name in failed} == {"pipelining"}
+        assert report["root_causes"] == ["pipeline-2"]  # type: ignore[index]
+        for name in ("pipeline-100", "pipeline-after-bad-content"):
+            assert checks[name]["cause"] == "pipeline-2"
         assert checks["pipeline-2"]["severity"] == "spec"
         assert (checks["pipeline-2"]["rule"], checks["pipeline-100"]["rule"]) == ("F3", "S1")
         assert "1 of 2 answers" in checks["pipeline-2"]["detail"]
@@ -133,7 +139,7 @@ def test_one_request_per_connection_server_fails_pipelining_only(
         assert code == 1 and [c["name"] for c in again["checks"]] == ["pipeline-2"]  # type: ignore[union-attr]
 
     captures = sorted(p.name for p in tmp_path.iterdir())
-    assert captures == ["pipeline-100.pcapng", "pipeline-2.pcapng"]
+    assert captures == ["pipeline-100.pcapng", "pipeline-2.pcapng", "pipeline-after-bad-content.pcapng"]
     # the capture holds the bytes actually sent and received, one segment per send
     packets = rdpcap(str(tmp_path / "pipeline-2.pcapng"))
     payloads = [(p[TCP].dport == port, bytes(p[Raw].load)) for p in packets if p.haslayer(Raw)]

@@ -6,47 +6,107 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from harness._extras import require
 
 # The probe's modules are imported when the command runs, so that `harness` itself starts
 # without them; scapy (the pcap extra) only when --pcap-dir asks for captures.
 if TYPE_CHECKING:
+    from harness.apps import App
     from harness.probe.checks import Check
+    from harness.probe.profiles import Profile
     from harness.probe.runner import Target
 
 DESCRIPTION = """\
 Check a server that claims to speak lpjson (docs/PROTOCOL.md) and give a verdict, check by
-check: the guide's answers, requests split anywhere, pipelining, concurrency,
-half-close, slow and non-reading clients, a huge declared length and every protocol
-violation. Each check uses its own fresh connections and its own time bound: a hung
-server is a verdict, not a hung probe. A failure is either "spec" (deviates from
-docs/PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others). Each check tests one
-rule of docs/PROTOCOL.md (F2, S4, H4, ...): --list shows it, a failure names it.
+check: the application's answers, every text encoding, requests split anywhere, pipelining,
+concurrency, half-close, slow and non-reading clients, a huge declared length, every
+protocol violation and every kind of invalid header value. Each check uses its own fresh
+connections and its own time bound: a hung server is a verdict, not a hung probe. A failure
+is either "spec" (deviates from docs/PROTOCOL.md) or "unsafe" (hangs, dies, or stops
+serving others); each names the rule it breaks (--list shows them) and a hint on what to
+fix. A failure that follows from another (a split request not understood, a server that
+stops answering) is reported as its consequence: the report leads with the root causes.
+
+--profile guide judges the protocol as the guide's app-server.py implements it (one
+request per connection, lax JSON, any codec); what makes a server unsafe still fails.
+--app echo expects every answer to be the request itself.
 
 Without HOST PORT the reference server is started in process on 127.0.0.1 and a free
 port. Progress goes to stderr; the table (or --json) to stdout. Exit status: 0 when
-every check passes, 1 when one fails or is skipped, 2 when the target cannot be reached.
+every check passes, 1 when one fails, 2 on a usage error or when the target cannot be
+reached.
 """
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit status 2 (no usage dump, no traceback)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # As a subcommand, unknown options would go back to the top-level parser, whose
+        # error prints the whole usage: refuse them here, in one line.
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "probe",
-        help="check a live server against the protocol (default: the embedded reference server)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    # The probe's own parser reports usage errors in one line (see _OneLineErrors).
+    parser_class = subparsers._parser_class
+    subparsers._parser_class = _OneLineErrors
+    try:
+        parser = subparsers.add_parser(
+            "probe",
+            help="check a live server against the protocol (default: the embedded reference server)",
+            description=DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    finally:
+        subparsers._parser_class = parser_class
     parser.add_argument("host", nargs="?", metavar="HOST", help="server address (default: embedded server)")
     parser.add_argument("port", nargs="?", type=int, metavar="PORT", help="server port")
     parser.add_argument(
+        "--protocol",
+        default="lpjson",
+        metavar="NAME",
+        help="the protocol to check: lpjson (default) or echo (a raw byte-echo server)",
+    )
+    parser.add_argument(
+        "--profile",
+        default="strict",
+        metavar="NAME",
+        help="strict (default: docs/PROTOCOL.md) or guide (the guide's app-server.py: one request "
+        "per connection, lax JSON, any codec)",
+    )
+    parser.add_argument(
+        "--app",
+        default="search",
+        metavar="NAME",
+        help="the application whose answers are expected: search (default) or echo",
+    )
+    parser.add_argument(
         "--check",
         action="append",
-        metavar="NAME",
+        metavar="GLOB",
         default=[],
-        help="run only this check (repeatable; see --list)",
+        help="run only the checks whose names match GLOB ('split-*'; repeatable; see --list)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        metavar="GLOB",
+        default=[],
+        help="leave out the checks whose names match GLOB (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random splittings (default 0)")
     parser.add_argument(
@@ -63,57 +123,94 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write DIR/<check>.pcapng for each failing check: the bytes sent and "
         "received, with their real chunking",
     )
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object (schema 1)")
     parser.add_argument(
-        "--list", action="store_true", help="list the checks (name, time bound, rule, what it sends) and exit"
+        "--junit-xml",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as JUnit XML to FILE (one testcase per check)",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the checks (name, time bound, rule, group, what it checks, how profiles relax it) "
+        "and exit",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run)
 
 
-def _select(names: list[str]) -> list[Check] | str:
-    from harness.probe.checks import CHECKS
+def _usage(message: str) -> int:
+    print(f"harness probe: {message}", file=sys.stderr)
+    return 2
 
-    if not names:
-        return list(CHECKS)
-    known = {check.name: check for check in CHECKS}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        return f"unknown check(s): {', '.join(unknown)} (see harness probe --list)"
-    return [check for check in CHECKS if check.name in names]
+
+def _settings(args: argparse.Namespace) -> tuple[Profile, App, list[Check]] | str:
+    """The profile, the application and the selected checks, or a usage error."""
+    from harness.apps import get_app
+    from harness.probe.catalog import checks_for, select_checks
+    from harness.probe.profiles import get_profile
+
+    try:
+        profile = get_profile(args.profile)
+        app = get_app(args.app)
+        checks = checks_for(args.protocol, app)
+        selected = select_checks(checks, args.check, args.skip)
+    except ValueError as exc:
+        return str(exc)
+    if not selected:
+        return "--check and --skip leave no check to run"
+    return profile, app, selected
+
+
+def _list(checks: list[Check]) -> None:
+    from harness.probe.profiles import PROFILES
+
+    width = max(len(check.name) for check in checks)
+    group_width = max(len(check.group) for check in checks)
+    for check in checks:
+        relaxed = [p.name for p in PROFILES.values() if check.relaxations(p)]
+        line = (
+            f"{check.name:<{width}}  {check.timeout:>4.0f}s  {check.rule:<3}  {check.group:<{group_width}}  "
+        )
+        line += check.summary
+        if relaxed:
+            line += f"  [relaxed by --profile {', '.join(relaxed)}]"
+        print(line)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.pcap_dir is not None:
         require("--pcap-dir", "scapy")
-    from harness.probe.checks import CHECKS
     from harness.probe.runner import Target
 
+    settings = _settings(args)
+    if isinstance(settings, str):
+        return _usage(settings)
+    profile, app, checks = settings
     if args.list:
-        width = max(len(check.name) for check in CHECKS)
-        for check in CHECKS:
-            print(f"{check.name:<{width}}  {check.timeout:>4.0f}s  {check.rule:<3}  {check.summary}")
+        _list(checks)
         return 0
     if (args.host is None) != (args.port is None):
-        print("harness probe: give both HOST and PORT, or neither", file=sys.stderr)
-        return 2
+        return _usage("give both HOST and PORT, or neither")
+    if args.port is not None and not 0 < args.port < 65536:
+        return _usage(f"PORT must be 1-65535, not {args.port}")
     if not 0 < args.timeout < math.inf:  # NaN and inf would reach Thread.join() and raise there
-        print("harness probe: --timeout must be > 0 and finite", file=sys.stderr)
-        return 2
-    checks = _select(args.check)
-    if isinstance(checks, str):
-        print(f"harness probe: {checks}", file=sys.stderr)
-        return 2
+        return _usage("--timeout must be > 0 and finite")
     if args.host is None:
+        if args.protocol != "lpjson":
+            return _usage(
+                f"the embedded server speaks lpjson: give HOST PORT to probe --protocol {args.protocol}"
+            )
         from harness.server import ReferenceServer
 
-        with ReferenceServer("127.0.0.1", 0) as server:
+        with ReferenceServer("127.0.0.1", 0, app=app) as server:
             host, port = server.address
-            return _probe(Target(host, port, embedded=True), checks, args)
-    return _probe(Target(args.host, args.port), checks, args)
+            return _probe(Target(host, port, embedded=True), checks, profile, app, args)
+    return _probe(Target(args.host, args.port), checks, profile, app, args)
 
 
-def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int:
+def _probe(target: Target, checks: list[Check], profile: Profile, app: App, args: argparse.Namespace) -> int:
     from harness.probe.report import (
         breaks,
         format_progress,
@@ -134,13 +231,40 @@ def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int
             return
         line = format_progress(index, total, check, result)
         if result.status == "fail":
-            rerun = rerun_command(target, check.name, args.seed, args.timeout)
-            line += f"\n      {result.detail}\n      {breaks(check.rule)}\n      rerun: {rerun}"
+            rerun = rerun_command(
+                target,
+                check.name,
+                args.seed,
+                args.timeout,
+                profile=profile.name,
+                app=app.name,
+                protocol=args.protocol,
+            )
+            line += f"\n      {result.detail}"
+            if result.cause is None:
+                line += f"\n      {breaks(check.rule)}"
+                if check.hint:
+                    line += f"\n      hint: {check.hint}"
+            line += f"\n      rerun: {rerun}"
         print(line, file=sys.stderr, flush=True)
 
     if not args.quiet:
-        print(f"probing {target} with {len(checks)} checks (seed {args.seed})", file=sys.stderr, flush=True)
-    probe = run_checks(checks, target, seed=args.seed, scale=args.timeout, progress=progress)
+        print(
+            f"probing {target} with {len(checks)} checks (seed {args.seed}, profile {profile.name}, "
+            f"app {app.name})",
+            file=sys.stderr,
+            flush=True,
+        )
+    probe = run_checks(
+        checks,
+        target,
+        seed=args.seed,
+        scale=args.timeout,
+        progress=progress,
+        profile=profile,
+        app=app,
+        protocol=args.protocol,
+    )
     captures: dict[str, Path] = {}
     if args.pcap_dir is not None:
         try:
@@ -149,6 +273,13 @@ def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int
             print(f"harness probe: cannot write captures to {args.pcap_dir}: {exc}", file=sys.stderr)
         for name, path in captures.items():
             print(f"capture of {name}: {path}", file=sys.stderr)
+    if args.junit_xml is not None:
+        from harness.probe.junit import write_junit_xml
+
+        try:
+            write_junit_xml(probe, args.junit_xml)
+        except OSError as exc:  # still report the verdicts the run produced
+            print(f"harness probe: cannot write {args.junit_xml}: {exc.strerror or exc}", file=sys.stderr)
     if args.json:
         print(json.dumps(to_json(probe, captures), indent=2, ensure_ascii=False))
     else:

@@ -17,10 +17,13 @@ if TYPE_CHECKING:
     from harness.capture.writer import Direction, Session
 
 __all__ = [
+    "JSON_SCHEMA",
     "breaks",
     "format_progress",
+    "format_root_causes",
     "format_table",
     "rerun_command",
+    "rerun_of",
     "to_json",
     "transcript_session",
     "write_captures",
@@ -30,6 +33,10 @@ _DETAIL_WIDTH = 72
 #: Bytes of one connection written into a capture; the rest is left out (a non-reading client
 #: may have sent many megabytes).
 CAPTURE_LIMIT = 1 << 20
+
+
+#: The version of the ``--json`` document's layout (docs/probe.md, "The JSON report").
+JSON_SCHEMA = 1
 
 
 def status_label(result: CheckResult) -> str:
@@ -48,27 +55,109 @@ def format_progress(index: int, total: int, check: Check, result: CheckResult | 
     head = f"[{index + 1:>{width}}/{total}] {check.name}"
     if result is None:
         return f"{head} ..."
-    return f"{head}: {status_label(result)} in {result.seconds:.2f}s"
+    line = f"{head}: {status_label(result)} in {result.seconds:.2f}s"
+    if result.status == "fail" and result.cause is not None:
+        line += f" (because {result.cause} fails)"
+    return line
 
 
-def rerun_command(target: Target, name: str, seed: int, scale: float) -> str:
+def rerun_command(
+    target: Target,
+    name: str,
+    seed: int,
+    scale: float,
+    *,
+    profile: str = "strict",
+    app: str = "search",
+    protocol: str = "lpjson",
+) -> str:
     """The one-line command that reruns just the check ``name``."""
     words = ["harness", "probe"]
     if not target.embedded:
         words += [target.host, str(target.port)]
+    if protocol != "lpjson":
+        words += ["--protocol", protocol]
+    if profile != "strict":
+        words += ["--profile", profile]
+    if app != "search":
+        words += ["--app", app]
     words += ["--check", name, "--seed", str(seed)]
     if scale != 1.0:
         words += ["--timeout", f"{scale:g}"]
     return shlex.join(words)
 
 
+def rerun_of(probe: ProbeResult, name: str) -> str:
+    """:func:`rerun_command` for the check ``name`` of ``probe``."""
+    return rerun_command(
+        probe.target,
+        name,
+        probe.seed,
+        probe.scale,
+        profile=probe.profile,
+        app=probe.app,
+        protocol=probe.protocol,
+    )
+
+
+def format_root_causes(probe: ProbeResult) -> list[str]:
+    """The report's first lines: each root cause, what to fix, and the checks it explains."""
+    roots = probe.root_causes
+    if not roots:
+        return []
+    explained = sum(len(probe.consequences(r.name)) for r in roots)
+    plural = "s" if len(roots) != 1 else ""
+    lines = [
+        f"{len(roots)} root cause{plural} of {probe.failed} failure{'s' if probe.failed != 1 else ''}"
+        + (f" ({explained} fail because of {'them' if plural else 'it'})" if explained else "")
+        + ":"
+    ]
+    for r in roots:
+        cited = f" ({r.rule})" if r.rule else ""
+        detail = r.detail if len(r.detail) <= _DETAIL_WIDTH else r.detail[: _DETAIL_WIDTH - 3] + "..."
+        lines += textwrap.wrap(
+            f"{r.name}{cited}: {status_label(r)}: {detail}",
+            _DETAIL_WIDTH + 20,
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+        )
+        if r.hint:
+            lines += textwrap.wrap(
+                f"fix: {r.hint}",
+                _DETAIL_WIDTH + 20,
+                initial_indent="      ",
+                subsequent_indent="        ",
+                break_on_hyphens=False,
+            )
+        followers = [c.name for c in probe.consequences(r.name)]
+        if followers:
+            lines += textwrap.wrap(
+                f"also fail because of it: {', '.join(followers)}",
+                _DETAIL_WIDTH + 20,
+                initial_indent="      ",
+                subsequent_indent="        ",
+                break_on_hyphens=False,
+            )
+    return [*lines, ""]
+
+
 def format_table(probe: ProbeResult) -> str:
-    """The report a person reads: one row per check, then the totals and how to rerun failures."""
+    """The report a person reads: the root causes first, then one row per check, the totals
+    and how to rerun failures."""
     results = probe.results
     name_width = max([5, *(len(r.name) for r in results)])
     status_width = max([6, *(len(status_label(r)) for r in results)])
     where = f"{probe.target} (embedded reference server)" if probe.target.embedded else str(probe.target)
-    lines = [f"probe of {where}, seed {probe.seed}", ""]
+    settings = [f"seed {probe.seed}"]
+    if probe.profile != "strict":
+        settings.append(f"profile {probe.profile}")
+    if probe.app != "search":
+        settings.append(f"app {probe.app}")
+    if probe.protocol != "lpjson":
+        settings.append(f"protocol {probe.protocol}")
+    lines = [f"probe of {where}, {', '.join(settings)}", ""]
+    lines += format_root_causes(probe)
     lines.append(f"{'check':<{name_width}}  {'status':<{status_width}}  {'secs':>5}  detail")
     lines.append(f"{'-' * name_width}  {'-' * status_width}  {'-' * 5}  {'-' * 6}")
     indent = " " * (name_width + status_width + 13)
@@ -78,38 +167,47 @@ def format_table(probe: ProbeResult) -> str:
             f"{r.name:<{name_width}}  {status_label(r):<{status_width}}  {r.seconds:5.2f}  {wrapped[0]}"
         )
         lines += [indent + more for more in wrapped[1:]]
-        if r.status == "fail" and r.rule is not None:
+        if r.is_root_cause and r.rule is not None:
             lines += [indent + more for more in textwrap.wrap(breaks(r.rule), _DETAIL_WIDTH)]
     lines.append("")
-    lines.append(
-        f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"
-    )
-    failures = [r for r in results if r.status == "fail"]
+    roots = len(probe.root_causes)
+    totals = f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"
+    if probe.failed:
+        totals += f"; {roots} root cause{'s' if roots != 1 else ''}"
+    lines.append(totals)
+    failures = probe.root_causes
     if failures:
         lines.append("")
         lines.append("rerun a failing check:")
-        lines += [f"  {rerun_command(probe.target, r.name, probe.seed, probe.scale)}" for r in failures]
+        lines += [f"  {rerun_of(probe, r.name)}" for r in failures]
     return "\n".join(lines)
 
 
 def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict[str, Any]:
-    """The ``--json`` document."""
+    """The ``--json`` document (schema :data:`JSON_SCHEMA`, documented in docs/probe.md)."""
     checks = []
     for r in probe.results:
         entry = r.to_json()
         if r.status == "fail":
-            entry["rerun"] = rerun_command(probe.target, r.name, probe.seed, probe.scale)
+            entry["rerun"] = rerun_of(probe, r.name)
             if captures and r.name in captures:
                 entry["capture"] = str(captures[r.name])
         checks.append(entry)
     return {
+        "schema": JSON_SCHEMA,
         "target": str(probe.target),
         "embedded": probe.target.embedded,
+        "protocol": probe.protocol,
+        "profile": probe.profile,
+        "app": probe.app,
         "seed": probe.seed,
+        "timeout_scale": probe.scale,
         "checks": checks,
         "passed": probe.passed,
         "failed": probe.failed,
         "skipped": probe.skipped,
+        "root_causes": [r.name for r in probe.root_causes],
+        "ok": probe.ok,
         "seconds": round(probe.seconds, 3),
     }
 

@@ -7,6 +7,16 @@ hung probe. Before each check the target must accept a connection; once it
 stops, the remaining checks are skipped with that reason. After a ``spec``
 failure a fresh connection must still be answered, or the failure is upgraded
 to ``unsafe`` (the server died or stopped serving).
+
+Root causes. Each check names the checks it ``depends`` on; :func:`run_checks`
+runs them in an order where dependencies come first, one at a time. A check
+whose dependency failed (directly, or through a check that itself runs as a
+consequence) still runs, but after all the others, concurrently (``workers``
+threads) and with short waits (:data:`~harness.probe.checks.QUICK_WAIT`): its
+verdict is already explained, and a server that hangs on everything then costs
+seconds, not minutes. If it fails, the result names its root cause
+(:attr:`CheckResult.cause`), the failed check with no failed dependency that
+explains it.
 """
 
 from __future__ import annotations
@@ -16,18 +26,33 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from harness.apps import App
 from harness.probe.checks import Check, CheckContext, CheckFailed, Severity, still_served
+from harness.probe.profiles import STRICT, Profile
 from harness.probe.wire import CheckTimeout, Recorder, Transcript
 from harness.spec import rule
 
-__all__ = ["CheckResult", "ProbeResult", "Target", "run_check", "run_checks"]
+__all__ = [
+    "CheckObserver",
+    "CheckResult",
+    "ProbeResult",
+    "Target",
+    "order_checks",
+    "reachable",
+    "run_check",
+    "run_checks",
+]
 
 log = logging.getLogger(__name__)
 
 #: Extra time a check thread gets past its deadline before its connections are cut.
 _GRACE = 1.0
+#: Threads running the checks whose dependency failed.
+DEFAULT_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,15 @@ class Target:
 
 @dataclass
 class CheckResult:
+    """One check's verdict.
+
+    ``status`` is ``"pass"``, ``"fail"`` or ``"skip"``; a failure has a ``severity``
+    (``"spec"`` or ``"unsafe"``) and, when a failed dependency explains it, the name of
+    that root cause in ``cause`` (``detail`` then starts "fails because ... fails").
+    ``notes`` say how a profile's relaxation was used ("closes after one answer").
+    ``attachments`` carry what an observer adds (a supervised server's output).
+    """
+
     name: str
     status: str  # "pass" | "fail" | "skip"
     detail: str
@@ -51,10 +85,20 @@ class CheckResult:
     transcripts: list[Transcript] = field(default_factory=list)
     #: The id of the rule of docs/PROTOCOL.md the check tests (see :data:`harness.spec.RULES`).
     rule: str | None = None
+    group: str = ""
+    hint: str = ""
+    cause: str | None = None
+    notes: list[str] = field(default_factory=list)
+    attachments: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_root_cause(self) -> bool:
+        return self.status == "fail" and self.cause is None
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
             "name": self.name,
+            "group": self.group,
             "status": self.status,
             "detail": self.detail,
             "seconds": round(self.seconds, 3),
@@ -64,6 +108,13 @@ class CheckResult:
             data["spec"] = rule(self.rule).ref
         if self.severity is not None:
             data["severity"] = self.severity
+        if self.status == "fail":
+            data["hint"] = self.hint
+            data["cause"] = self.cause
+        if self.notes:
+            data["notes"] = list(self.notes)
+        if self.attachments:
+            data["attachments"] = dict(self.attachments)
         return data
 
 
@@ -74,6 +125,9 @@ class ProbeResult:
     scale: float
     results: list[CheckResult]
     seconds: float
+    profile: str = "strict"
+    app: str = "search"
+    protocol: str = "lpjson"
 
     @property
     def passed(self) -> int:
@@ -88,8 +142,29 @@ class ProbeResult:
         return sum(r.status == "skip" for r in self.results)
 
     @property
+    def root_causes(self) -> list[CheckResult]:
+        """The failures no failed dependency explains, in run order."""
+        return [r for r in self.results if r.is_root_cause]
+
+    def consequences(self, cause: str) -> list[CheckResult]:
+        """The failures explained by the root cause ``cause``."""
+        return [r for r in self.results if r.status == "fail" and r.cause == cause]
+
+    @property
     def ok(self) -> bool:
         return bool(self.results) and all(r.status == "pass" for r in self.results)
+
+
+class CheckObserver(Protocol):
+    """Hears of each check as it runs: a process supervisor marks the server's output in
+    ``before`` and, in ``after``, attaches it to the result (``result.attachments``) or
+    turns the result into a failure (a crash, a traceback, memory growth for a check with
+    ``measures_memory``). Checks that run as consequences run concurrently: pass
+    ``workers=1`` to :func:`run_checks` when output must be told apart check by check."""
+
+    def before(self, check: Check) -> None: ...
+
+    def after(self, check: Check, result: CheckResult) -> None: ...
 
 
 def reachable(target: Target, timeout: float) -> str | None:
@@ -101,12 +176,26 @@ def reachable(target: Target, timeout: float) -> str | None:
         return exc.strerror or str(exc) or type(exc).__name__
 
 
-def run_check(check: Check, target: Target, seed: int = 0, scale: float = 1.0) -> CheckResult:
-    """Run one check against ``target`` within ``check.timeout * scale`` seconds."""
+def run_check(
+    check: Check,
+    target: Target,
+    seed: int = 0,
+    scale: float = 1.0,
+    *,
+    profile: Profile = STRICT,
+    app: App | None = None,
+    quick: bool = False,
+) -> CheckResult:
+    """Run one check against ``target`` within ``check.timeout * scale`` seconds.
+
+    ``profile`` is the reading of the protocol it is judged by, ``app`` the application
+    whose answers are expected (the search application by default); ``quick`` shortens
+    every wait (the check runs as a consequence of a failed dependency).
+    """
     bound = check.timeout * scale
     started = time.monotonic()
     recorder = Recorder(target.host, target.port, started + bound)
-    ctx = CheckContext(recorder, seed, scale)
+    ctx = CheckContext(recorder, seed, scale, profile, app, quick)
     outcome: list[CheckResult] = []
 
     def body() -> None:
@@ -151,7 +240,9 @@ def run_check(check: Check, target: Target, seed: int = 0, scale: float = 1.0) -
         # Did that also take the server down, or stop it serving others?
         after = Recorder(target.host, target.port, time.monotonic() + 2.0 * scale + 0.5)
         try:
-            still_served(CheckContext(after, seed, scale), "a fresh connection", "afterwards")
+            still_served(
+                CheckContext(after, seed, scale, profile, app, quick), "a fresh connection", "afterwards"
+            )
         except (CheckFailed, CheckTimeout, OSError) as exc:
             why = exc.detail if isinstance(exc, CheckFailed) else str(exc)
             result.detail += f"; {why}"
@@ -161,7 +252,28 @@ def run_check(check: Check, target: Target, seed: int = 0, scale: float = 1.0) -
     result.seconds = time.monotonic() - started
     result.transcripts = recorder.transcripts
     result.rule = check.rule
+    result.group = check.group
+    result.hint = check.hint
+    result.notes = list(ctx.notes) if result.status == "pass" else []
     return result
+
+
+def order_checks(checks: Sequence[Check]) -> list[Check]:
+    """``checks`` in an order where each comes after the dependencies among them (stable:
+    the given order where it already is one). A dependency cycle is a ``ValueError``."""
+    names = {check.name for check in checks}
+    done: set[str] = set()
+    ordered: list[Check] = []
+    pending = list(checks)
+    while pending:
+        ready = [c for c in pending if all(d in done or d not in names for d in c.depends)]
+        if not ready:
+            raise ValueError(f"dependency cycle among checks: {', '.join(c.name for c in pending)}")
+        first = ready[0]
+        ordered.append(first)
+        done.add(first.name)
+        pending.remove(first)
+    return ordered
 
 
 def run_checks(
@@ -170,26 +282,104 @@ def run_checks(
     seed: int = 0,
     scale: float = 1.0,
     progress: Callable[[int, int, Check, CheckResult | None], None] | None = None,
+    *,
+    profile: Profile = STRICT,
+    app: App | None = None,
+    protocol: str = "lpjson",
+    workers: int = DEFAULT_WORKERS,
+    observer: CheckObserver | None = None,
 ) -> ProbeResult:
-    """Run ``checks`` one after another; ``progress`` hears of each start and end."""
+    """Run ``checks``: dependencies first, one at a time; then, concurrently, the checks whose
+    dependencies failed (see the module's docstring). ``progress`` hears of each start and end
+    (from worker threads too, one call at a time)."""
     started = time.monotonic()
-    results: list[CheckResult] = []
+    ordered = order_checks(checks)
+    total = len(ordered)
+    index_of = {check.name: i for i, check in enumerate(ordered)}
+    results: dict[str, CheckResult] = {}
+    #: check name -> its root cause, for the checks that run as consequences
+    deferred: dict[str, str] = {}
+    lock = threading.Lock()
     down: str | None = None
-    for index, check in enumerate(checks):
+
+    def tell(check: Check, result: CheckResult | None) -> None:
         if progress is not None:
-            progress(index, len(checks), check, None)
+            with lock:
+                progress(index_of[check.name], total, check, result)
+
+    def run_one(check: Check, quick: bool) -> CheckResult:
+        if observer is not None:
+            observer.before(check)
+        result = run_check(check, target, seed, scale, profile=profile, app=app, quick=quick)
+        if observer is not None:
+            observer.after(check, result)
+        return result
+
+    def root_cause(check: Check) -> str | None:
+        for dep in check.depends:
+            if dep in deferred:
+                return deferred[dep]
+            if dep in results and results[dep].status == "fail":
+                return results[dep].cause or dep
+        return None
+
+    for check in ordered:
+        cause = root_cause(check)
+        if cause is not None:
+            deferred[check.name] = cause
+            continue
+        tell(check, None)
         t0 = time.monotonic()
         if down is None:
             refused = reachable(target, max(0.5, 2.0 * scale))
             if refused is not None and results:
-                last = next((r.name for r in reversed(results) if r.status == "fail"), results[-1].name)
+                done = [r for r in results.values() if r.status != "skip"]
+                last = next((r.name for r in reversed(done) if r.status == "fail"), done[-1].name)
                 down = f"the target no longer accepts connections ({refused}) since {last!r}"
         if down is not None:
-            result = CheckResult(check.name, "skip", down, time.monotonic() - t0, rule=check.rule)
+            result = _skipped(check, down, time.monotonic() - t0)
         else:
-            result = run_check(check, target, seed, scale)
+            result = run_one(check, quick=False)
         log.info("%s: %s (%s)", check.name, result.status, result.detail)
-        results.append(result)
-        if progress is not None:
-            progress(index, len(checks), check, result)
-    return ProbeResult(target, seed, scale, results, time.monotonic() - started)
+        results[check.name] = result
+        tell(check, result)
+
+    if deferred:
+        later = [check for check in ordered if check.name in deferred]
+        if down is None:
+            refused = reachable(target, max(0.5, 2.0 * scale))
+            if refused is not None:
+                down = f"the target no longer accepts connections ({refused})"
+
+        def consequence(check: Check) -> CheckResult:
+            tell(check, None)
+            cause = deferred[check.name]
+            if down is not None:
+                result = _skipped(check, f"{down}; and its dependency failed ({cause})", 0.0)
+            else:
+                result = run_one(check, quick=True)
+                if result.status == "fail":
+                    result.cause = cause
+                    result.detail = f"fails because {cause} fails: {result.detail}"
+            log.info("%s: %s (%s)", check.name, result.status, result.detail)
+            tell(check, result)
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="probe-consequence") as pool:
+            for check, result in zip(later, pool.map(consequence, later), strict=True):
+                results[check.name] = result
+
+    return ProbeResult(
+        target,
+        seed,
+        scale,
+        [results[check.name] for check in ordered],
+        time.monotonic() - started,
+        profile=profile.name,
+        app=app.name if app is not None else "search",
+        protocol=protocol,
+    )
+
+
+def _skipped(check: Check, why: str, seconds: float) -> CheckResult:
+    return CheckResult(check.name, "skip", why, seconds, rule=check.rule, group=check.group, hint=check.hint)
