@@ -26,9 +26,13 @@ server is a verdict, not a hung probe. A failure is either "spec" (deviates from
 docs/PROTOCOL.md) or "unsafe" (hangs, dies, or stops serving others). Each check tests one
 rule of docs/PROTOCOL.md (F2, S4, H4, ...): --list shows it, a failure names it.
 
+--protocol echo probes a raw byte-echo server instead (the guide's echo-server.py and
+multiconn-server.py), with the checks of docs/PROTOCOL.md#byte-echo (X1-X6).
+
 Without HOST PORT the reference server is started in process on 127.0.0.1 and a free
-port. Progress goes to stderr; the table (or --json) to stdout. Exit status: 0 when
-every check passes, 1 when one fails or is skipped, 2 when the target cannot be reached.
+port (lpjson only). Progress goes to stderr; the table (or --json) to stdout. Exit
+status: 0 when every check passes, 1 when one fails or is skipped, 2 when the target
+cannot be reached.
 """
 
 
@@ -47,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME",
         default=[],
         help="run only this check (repeatable; see --list)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="lpjson",
+        help="what the server speaks: lpjson (default) or echo, a raw byte-echo server",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random splittings (default 0)")
     parser.add_argument(
@@ -71,27 +81,40 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _select(names: list[str]) -> list[Check] | str:
+#: --protocol's choices; each selects its own list of checks.
+PROTOCOLS = ("lpjson", "echo")
+
+
+def _checks(protocol: str) -> list[Check]:
+    if protocol == "echo":
+        from harness.probe.echo import ECHO_CHECKS
+
+        return list(ECHO_CHECKS)
     from harness.probe.checks import CHECKS
 
+    return list(CHECKS)
+
+
+def _select(names: list[str], protocol: str = "lpjson") -> list[Check] | str:
+    checks = _checks(protocol)
     if not names:
-        return list(CHECKS)
-    known = {check.name: check for check in CHECKS}
+        return checks
+    known = {check.name: check for check in checks}
     unknown = [name for name in names if name not in known]
     if unknown:
-        return f"unknown check(s): {', '.join(unknown)} (see harness probe --list)"
-    return [check for check in CHECKS if check.name in names]
+        return f"unknown check(s): {', '.join(unknown)} (see harness probe --protocol {protocol} --list)"
+    return [check for check in checks if check.name in names]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.pcap_dir is not None:
         require("--pcap-dir", "scapy")
-    from harness.probe.checks import CHECKS
     from harness.probe.runner import Target
 
     if args.list:
-        width = max(len(check.name) for check in CHECKS)
-        for check in CHECKS:
+        listed = _checks(args.protocol)
+        width = max(len(check.name) for check in listed)
+        for check in listed:
             print(f"{check.name:<{width}}  {check.timeout:>4.0f}s  {check.rule:<3}  {check.summary}")
         return 0
     if (args.host is None) != (args.port is None):
@@ -100,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.timeout < math.inf:  # NaN and inf would reach Thread.join() and raise there
         print("harness probe: --timeout must be > 0 and finite", file=sys.stderr)
         return 2
-    checks = _select(args.check)
+    if args.host is None and args.protocol != "lpjson":
+        why = f"--protocol {args.protocol} needs HOST PORT (there is no embedded echo server)"
+        print(f"harness probe: {why}", file=sys.stderr)
+        return 2
+    checks = _select(args.check, args.protocol)
     if isinstance(checks, str):
         print(f"harness probe: {checks}", file=sys.stderr)
         return 2
@@ -135,7 +162,10 @@ def _probe(target: Target, checks: list[Check], args: argparse.Namespace) -> int
         line = format_progress(index, total, check, result)
         if result.status == "fail":
             rerun = rerun_command(target, check.name, args.seed, args.timeout)
-            line += f"\n      {result.detail}\n      {breaks(check.rule)}\n      rerun: {rerun}"
+            hint = getattr(check, "hint", "")
+            line += f"\n      {result.detail}\n      {breaks(check.rule)}"
+            line += f"\n      hint: {hint}" if hint else ""
+            line += f"\n      rerun: {rerun}"
         print(line, file=sys.stderr, flush=True)
 
     if not args.quiet:

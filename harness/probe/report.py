@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.probe.checks import Check
+from harness.probe.echo import ECHO_CHECKS
 from harness.probe.runner import CheckResult, ProbeResult, Target
 from harness.probe.wire import Transcript
 from harness.spec import cite, rule
@@ -30,6 +31,8 @@ _DETAIL_WIDTH = 72
 #: Bytes of one connection written into a capture; the rest is left out (a non-reading client
 #: may have sent many megabytes).
 CAPTURE_LIMIT = 1 << 20
+#: A check of this list is rerun with --protocol echo.
+_ECHO_CHECK_NAMES = frozenset(check.name for check in ECHO_CHECKS)
 
 
 def status_label(result: CheckResult) -> str:
@@ -57,6 +60,8 @@ def rerun_command(target: Target, name: str, seed: int, scale: float) -> str:
     if not target.embedded:
         words += [target.host, str(target.port)]
     words += ["--check", name, "--seed", str(seed)]
+    if name in _ECHO_CHECK_NAMES:
+        words += ["--protocol", "echo"]
     if scale != 1.0:
         words += ["--timeout", f"{scale:g}"]
     return shlex.join(words)
