@@ -246,7 +246,7 @@ def test_guide_echo_server_in_one_run_is_used_up_before_the_first_check() -> Non
         assert server.proc.returncode == 0  # it exited normally, after one connection
     first, *rest = probe.results
     assert (first.name, first.status, first.severity) == ("echo-serves-again", "fail", "unsafe")
-    assert "the probe had connected once before" in first.detail
+    assert "the server stopped serving after the probe's first connection ended" in first.detail
     assert {r.status for r in rest} == {"skip"}
     assert all("no longer accepts connections" in r.detail for r in rest)
 

@@ -21,7 +21,6 @@ serving" probe, an echo instead of an lpjson request. Payloads come from
 from __future__ import annotations
 
 import itertools
-import logging
 import random
 import threading
 import time
@@ -38,8 +37,6 @@ __all__ = [
     "echoed",
     "find_echo_check",
 ]
-
-log = logging.getLogger(__name__)
 
 #: What silence on one of several connections open at once means.
 _BUSY = "the server is serving another connection, or hangs"
@@ -114,7 +111,11 @@ def mismatch(got: bytes, want: bytes, others: dict[str, bytes] | None = None) ->
     common = min(len(got), len(want))
     if got[:common] == want[:common]:
         return None if len(got) <= len(want) else f"{_size(len(got) - len(want))} more than were sent"
-    at = next(i for i in range(common) if got[i] != want[i])
+    lo, hi = 0, common  # got[:lo] == want[:lo] and got[:hi] != want[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if got[:mid] == want[:mid] else (lo, mid)
+    at = lo
     fragment = got[at : at + 16]
     where = _whose(fragment, others or {})
     if not where and len(fragment) >= 4 and fragment in want:
@@ -219,17 +220,24 @@ def _check_serves_again(ctx: CheckContext) -> str:
     rounds = 3
     for index in range(1, rounds + 1):
         label = f"connection {index} of {rounds}, one after another"
+        # The probe connected once before this check, to see that the server was up.
+        before = f"connection {index - 1}" if index > 1 else "the probe's first connection"
+        why = f"the server stopped serving after {before} ended"
+        data = f"connection #{index}\n".encode()
         try:
-            echoed(ctx, f"connection #{index}\n".encode(), read_bound=2.0, label=label)
-        except CheckFailed as failure:
-            if index == 1:
-                raise CheckFailed(
-                    f"{failure.detail} (the probe had connected once before, to see that the server was up)",
-                    "unsafe",
-                ) from None
-            raise CheckFailed(
-                f"{failure.detail}: the server stopped serving after connection {index - 1} ended", "unsafe"
-            ) from None
+            conn = ctx.recorder.connect(label)
+        except CheckTimeout:
+            raise
+        except OSError as exc:  # refused, or timed out
+            raise CheckFailed(f"{label}: cannot connect ({exc.strerror or exc}): {why}", "unsafe") from None
+        conn.send(data)
+        bound = ctx.bound(2.0)
+        reading = read_echo(conn, data, bound)
+        if not reading.data and reading.end is not End.COMPLETE:
+            ended = {End.EOF: "closed at once", End.RESET: "reset at once", End.TIMEOUT: "never echoed"}
+            raise CheckFailed(f"{label}: {ended.get(reading.end, 'failed')}: {why}", "unsafe")
+        verify_echo(reading, data, label, bound)
+        conn.close()
     return f"{rounds} connections one after another, each echoed"
 
 
