@@ -133,6 +133,38 @@ RULES: dict[str, Rule] = {
             ),
             ("E2", "text/json content is written as json.dumps(ensure_ascii=False) in its encoding"),
         ),
+        *_rules(
+            "Byte echo",
+            (
+                "X1",
+                "an echo server keeps serving: a connection that ends, closed, half-closed or reset, "
+                "never ends the server",
+            ),
+            (
+                "X2",
+                "every byte received on a connection is sent back on it, unchanged and in order, however "
+                "the bytes were split",
+            ),
+            (
+                "X3",
+                "an echo is sent whole: a send that takes part of the bytes is continued until all are sent",
+            ),
+            (
+                "X4",
+                "each connection gets exactly its own bytes back, and one connection's slowness or silence "
+                "never delays another",
+            ),
+            (
+                "X5",
+                "a client that shuts down its sending side gets every byte echoed, then the server closes "
+                "the connection",
+            ),
+            (
+                "X6",
+                "what an echo server holds for a client that does not read is bounded: it stops reading "
+                "that client, or closes it",
+            ),
+        ),
     ]
 }
 

@@ -34,15 +34,24 @@ def reference() -> Iterator[Target]:
         yield Target(host, port, embedded=True)
 
 
+#: The rules of byte-echo servers (--protocol echo), judged by their own check set.
+_ECHO_RULES = {rule.id for rule in RULES.values() if rule.section == "Byte echo"}
+
+
 @pytest.mark.parametrize("app", sorted(APPS))
 def test_every_rule_a_live_server_can_be_judged_on_has_a_check(app: str) -> None:
     checks = checks_for("lpjson", app)
-    unchecked = set(RULES) - {check.rule for check in checks}
+    unchecked = set(RULES) - _ECHO_RULES - {check.rule for check in checks}
     other_apps = set().union(*(rules for name, rules in _APP_RULES.items() if name != app))
     assert unchecked == set(UNCHECKED_RULES) | other_apps
     # the exceptions are justified, one line each
     assert set(UNCHECKED_RULES) == {"E1", "E2", "L2"}
     assert all(len(why) > 40 for why in UNCHECKED_RULES.values())
+
+
+def test_every_rule_of_a_byte_echo_server_has_an_echo_check() -> None:
+    assert _ECHO_RULES
+    assert {check.rule for check in checks_for("echo")} == _ECHO_RULES
 
 
 def test_checks_have_hints_known_dependencies_in_order_and_unique_names() -> None:

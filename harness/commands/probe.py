@@ -35,6 +35,9 @@ stops answering) is reported as its consequence: the report leads with the root 
 request per connection, lax JSON, any codec); what makes a server unsafe still fails.
 --app echo expects every answer to be the request itself.
 
+--protocol echo probes a raw byte-echo server instead (the guide's echo-server.py and
+multiconn-server.py), with the checks of docs/PROTOCOL.md#byte-echo (X1-X6).
+
 Without HOST PORT the reference server is started in process on 127.0.0.1 and a free
 port. Progress goes to stderr; the table (or --json) to stdout. Exit status: 0 when
 every check passes, 1 when one fails, 2 on a usage error or when the target cannot be

@@ -30,6 +30,7 @@ __all__ = [
     "CheckTimeout",
     "Chunk",
     "End",
+    "RawReading",
     "Reading",
     "Recorder",
     "Transcript",
@@ -117,6 +118,14 @@ class Reading:
         }[self.end]
 
 
+@dataclass(frozen=True)
+class RawReading:
+    """What a raw read produced (no framing: a byte-echo server's bytes) and why it stopped."""
+
+    data: bytes
+    end: End
+
+
 class Recorder:
     """Opens the connections of one check and keeps their transcripts.
 
@@ -189,6 +198,7 @@ class WireConnection:
         self.transcript = transcript
         self._reader = FrameReader(_MAX_RESPONSE_CONTENT)
         self._pending: list[Frame] = []
+        self._raw_pending = bytearray()
         self._eof = False
         self._broken = False
         self._closed = False
@@ -315,6 +325,46 @@ class WireConnection:
             self._pending = got[count:]
             got = got[:count]
         return Reading(got, End.COMPLETE, None, bytes(raw))
+
+    def read_bytes(self, count: int | None, timeout: float | None = None) -> RawReading:
+        """Read raw bytes, no framing: until ``count`` bytes arrived (``None``: until the
+        server closes), or EOF, reset, or the bound. Bytes past ``count`` wait for the next call."""
+        got = self._raw_pending
+        self._raw_pending = bytearray()
+        end_at = None if timeout is None else time.monotonic() + timeout
+        end = End.COMPLETE
+        while count is None or len(got) < count:
+            if self._eof:
+                end = End.EOF
+                break
+            if self._broken or self._closed:
+                end = End.RESET
+                break
+            left = self.deadline_left(end_at)
+            if left <= 0:
+                end = End.TIMEOUT
+                break
+            self._sock.settimeout(left)
+            try:
+                data = self._sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                end = End.TIMEOUT
+                break
+            except OSError as exc:
+                log.debug("%s: recv failed: %s", self.transcript.label, exc)
+                self._broken = True
+                self.transcript.reset = True
+                continue
+            if not data:
+                self._eof = True
+                self.transcript.server_closed = True
+                continue
+            self._record(False, data)
+            got += data
+        if count is not None and len(got) >= count:
+            self._raw_pending = got[count:]
+            return RawReading(bytes(got[:count]), End.COMPLETE)
+        return RawReading(bytes(got), end)
 
     def deadline_left(self, end_at: float | None) -> float:
         left = self._recorder.deadline - time.monotonic()
