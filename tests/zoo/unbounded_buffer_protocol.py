@@ -1,10 +1,10 @@
-"""asyncio.Protocol without flow control.
+"""asyncio.Protocol with half of its flow control: it stops answering, not reading.
 
-Bug: the protocol never pauses reading: pause_writing() is not implemented, so a client
-that pipelines requests and never reads its answers makes the transport buffer every
-answer, and the server's memory grows with what the client sends. Breaks: L3.
+Bug: when the client does not read its answers, pause_writing() stops the answering but
+never calls transport.pause_reading(), so the receive buffer keeps growing with
+everything the client sends. Breaks: L3.
 
-Usage: python unbounded_output_protocol.py HOST PORT
+Usage: python unbounded_buffer_protocol.py HOST PORT
 """
 
 import asyncio
@@ -34,6 +34,7 @@ class LpjsonProtocol(asyncio.Protocol):
             return
         active += 1
         self.counted = True
+        transport.set_write_buffer_limits(high=zoolib.MAX_PENDING_OUTPUT)
         self.reset_timer(zoolib.IDLE_TIMEOUT)
 
     def connection_lost(self, exc):
@@ -74,6 +75,14 @@ class LpjsonProtocol(asyncio.Protocol):
         else:
             self.process()
         return True  # keep the transport open: the answers still have to go out
+
+    def pause_writing(self):
+        self.paused = True  # the answers wait until the client catches up
+
+    def resume_writing(self):
+        self.paused = False
+        if not self.done:
+            self.process()
 
     # -- messages ----------------------------------------------------------------
 
