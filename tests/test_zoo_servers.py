@@ -67,7 +67,10 @@ class Running:
             return None
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        status = Path(f"/proc/{self.proc.pid}/status")
+        if not status.exists():  # pragma: no cover - Linux has it
+            pytest.skip("reads the server's memory from /proc")
+        for line in status.read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise AssertionError("no VmRSS line")  # pragma: no cover
@@ -254,6 +257,8 @@ def test_zoo_server_answers_search_morpheus(run: Callable[..., Running], name: s
     assert answer.content_encoding == "utf-8"
     assert answer.json() == MORPHEUS
     assert server.alive()
+    server.proc.terminate()
+    assert server.exited(2.0) is not None, f"{name} ignored SIGTERM"
 
 
 def test_zoo_table_matches_the_files() -> None:
@@ -310,11 +315,11 @@ def _huge_length(server: Running) -> Any:
 
 
 def _quiet_mid_request(server: Running) -> Any:
-    return exchange(server, REQUEST[:30], bound=2.5)
+    return exchange(server, REQUEST[:30], bound=1.5)
 
 
 def _memory_under_never_reads(server: Running) -> Any:
-    """Whether RSS grows by 16 MiB while a client sends 24 MiB of requests and reads nothing."""
+    """Whether RSS grows by 12 MiB while a client sends 24 MiB of requests and reads nothing."""
     before = server.rss_kib()
     block = search("needle") * 2000
     sent = 0
@@ -324,7 +329,7 @@ def _memory_under_never_reads(server: Running) -> Any:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.connect(server.address)
         sock.settimeout(0.5)
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + 4.0
         try:
             while sent < 24 << 20 and time.monotonic() < deadline:
                 sock.sendall(block)
@@ -334,7 +339,7 @@ def _memory_under_never_reads(server: Running) -> Any:
         time.sleep(0.3)
         grown = server.rss_kib() - before
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    return grown > 16 << 10
+    return grown > 12 << 10
 
 
 def _memory_after_big_requests(server: Running) -> Any:
@@ -416,6 +421,8 @@ def _search_without_value(server: Running) -> Any:
 
 
 def _request_then_fin_in_one_segment(server: Running) -> Any:
+    if not hasattr(socket, "TCP_CORK"):  # pragma: no cover - Linux has it
+        pytest.skip("needs TCP_CORK to send a request and its FIN in one segment")
     with connect(server) as sock:
         # With TCP_CORK the request and the FIN leave in one segment: the server sees both at once.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
@@ -456,7 +463,7 @@ DEMOS: dict[str, Demo] = {
     "guide_app_server": Demo(_huge_length, ([], "open"), _TOO_LARGE),
     "no_length_limit_threads": Demo(_huge_length, ([], "open"), _TOO_LARGE),
     "no_idle_timeout_streams": Demo(
-        _quiet_mid_request, ([], "open"), ([("error", "idle-timeout")], "close"), idle_timeout=1.0
+        _quiet_mid_request, ([], "open"), ([("error", "idle-timeout")], "close"), idle_timeout=0.5
     ),
     "unbounded_buffer_protocol": Demo(_memory_under_never_reads, True, False),
     "memory_leak_socketserver": Demo(_memory_after_big_requests, True, False),
