@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from zoo import BUGGY, CORRECT, IDLE_TIMEOUT_ENV, ZOO, ZooServer
+from zoo import BUGGY, CORRECT, IDLE_TIMEOUT_ENV, NEVER_LISTENS, ZOO, ZooServer
 
 from harness import Decoder, Message
 from harness.connection import ServerConnection
@@ -263,7 +263,7 @@ def test_zoo_server_answers_search_morpheus(run: Callable[..., Running], name: s
 
 def test_zoo_table_matches_the_files() -> None:
     server_dir = CORRECT[0].path.parent
-    files = {p.stem for p in server_dir.glob("*.py")} - {"__init__", "zoolib"}
+    files = {p.stem for p in server_dir.glob("*.py")} - {"__init__", "zoolib", NEVER_LISTENS.name}
     assert files == set(ZOO)
     assert len(BUGGY) >= 20 and len(CORRECT) >= 3
     assert len({s.style for s in CORRECT}) == len(CORRECT)
@@ -275,6 +275,17 @@ def test_zoo_table_matches_the_files() -> None:
         if not server.correct:
             assert f"Breaks: {server.rule}" in source, server.name
             assert twin(server)
+
+
+def test_never_listens_stays_alive_and_silent() -> None:
+    proc = subprocess.Popen(NEVER_LISTENS.command(HOST, "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.communicate(timeout=1.0)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=3)
+    assert out == b"" and err == b""
 
 
 # -- (b) each bug, shown by one exchange ------------------------------------------------

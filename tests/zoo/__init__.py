@@ -20,7 +20,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BUGGY", "CORRECT", "DEFAULT_IDLE_TIMEOUT", "IDLE_TIMEOUT_ENV", "ZOO", "ZOO_DIR", "ZooServer"]
+__all__ = [
+    "BUGGY",
+    "CORRECT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "IDLE_TIMEOUT_ENV",
+    "NEVER_LISTENS",
+    "ZOO",
+    "ZOO_DIR",
+    "ZooServer",
+]
 
 ZOO_DIR = Path(__file__).resolve().parent
 #: Environment variable that sets the servers' idle timeout, in seconds.
@@ -272,6 +281,16 @@ _SERVERS = [
         "every violation check, judging the error message's shape (new)",
     ),
 ]
+
+#: A server that never listens (it deadlocks at startup), for the probe's bounded wait
+#: for readiness; not in :data:`ZOO`, whose servers all answer.
+NEVER_LISTENS = ZooServer(
+    "never_listens",
+    _THREADS,
+    "deadlocks on a non-reentrant lock before it listens: alive, silent, never accepting",
+    None,
+    "the probe's bounded wait for the server to accept (exit 2, one clear line)",
+)
 
 #: Every server of the zoo, by name.
 ZOO: dict[str, ZooServer] = {server.name: server for server in _SERVERS}
