@@ -1,0 +1,107 @@
+"""asyncio streams with no timeout anywhere.
+
+Bug: there is no idle timeout: a peer that sends half a request (or nothing) and goes
+quiet holds its connection, its buffer and its task forever. Breaks: L2.
+
+Usage: python no_idle_timeout_streams.py HOST PORT
+"""
+
+import asyncio
+import traceback
+
+import zoolib
+
+active = 0
+
+
+class IdleTimeout(Exception):
+    pass
+
+
+async def read_message(reader):
+    """One (header, content), or None at a clean end of stream."""
+    try:
+        prefix = await reader.readexactly(2)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise zoolib.ProtocolViolation("incomplete-message", "stream ended inside the prefix") from None
+    hdrlen = int.from_bytes(prefix, "big")
+    if hdrlen == 0:
+        raise zoolib.ProtocolViolation("zero-header-length", "header length 0")
+    try:
+        raw = await reader.readexactly(hdrlen)
+        header, length = zoolib.parse_header(raw)
+        content = await reader.readexactly(length)
+    except asyncio.IncompleteReadError as exc:
+        raise zoolib.ProtocolViolation(
+            "incomplete-message", f"stream ended inside a message ({len(exc.partial)}/{exc.expected} bytes)"
+        ) from None
+    return header, content
+
+
+def respond(header, content):
+    try:
+        return zoolib.answer(header, content)
+    except Exception:
+        traceback.print_exc()
+        return zoolib.error_message("internal-error", "the application failed")
+
+
+async def send_error_and_close(reader, writer, code, detail):
+    writer.write(zoolib.error_message(code, detail))
+    try:
+        async with asyncio.timeout(zoolib.LINGER):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            while await reader.read(zoolib.RECV_SIZE):
+                pass
+    except (TimeoutError, OSError):
+        pass
+
+
+async def serve(reader, writer):
+    while True:
+        try:
+            message = await read_message(reader)
+        except zoolib.ProtocolViolation as exc:
+            await send_error_and_close(reader, writer, exc.code, exc.detail)
+            return
+        if message is None:
+            return
+        writer.write(respond(*message))
+        await writer.drain()
+
+
+async def handle(reader, writer):
+    global active
+    if active >= zoolib.MAX_CONNECTIONS:
+        writer.write(zoolib.error_message("too-many-connections", "try again later"))
+        writer.close()
+        return
+    active += 1
+    try:
+        await serve(reader, writer)
+        writer.close()
+    except IdleTimeout:
+        writer.transport.abort()
+    except OSError:
+        writer.transport.abort()
+    finally:
+        active -= 1
+
+
+async def main():
+    host, port = zoolib.parse_args()
+    server = await asyncio.start_server(handle, host, port)
+    zoolib.listening(server.sockets[0])
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("Caught keyboard interrupt, exiting")
