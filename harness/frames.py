@@ -35,40 +35,37 @@ _CACHED_HEADER_MAX = 256
 
 
 _CONTENT_LENGTH_KEY = b'"content-length": '
-_DIGITS = b"0123456789"
-#: Bytes that may end an integer token in JSON: a comma, the object's end, whitespace.
-_AFTER_NUMBER = frozenset(b",} \t\r\n")
+_DIGITS_AND_BRACE = b"0123456789}"
 
 
-def _shape(raw: bytes) -> tuple[tuple[bytes, bytes], int] | None:
-    """``raw`` without the digits after its last ``"content-length": ``, and the integer they
-    make; ``None`` when there is no such place or the digits are not a plain JSON integer.
+def _shape(raw: bytes) -> tuple[bytes, int] | None:
+    """``raw`` up to the digits of its content-length, and the integer they make, when
+    ``raw`` ends with ``"content-length": DIGITS}`` (the guide's layout: content-length
+    is the last key); ``None`` otherwise, or when the digits are not a plain JSON integer.
 
     Why two valid flat headers of the same shape differ only in the content-length
-    value: the quote that opens the pattern is not escaped (the byte before it is not a
-    backslash), so it delimits a string; it cannot close one (``content-length`` would
-    then stand outside a string, which valid JSON does not allow), so the string is
+    value: the quote that opens ``"content-length": `` is not escaped (the byte before it
+    is not a backslash), so it delimits a string; it cannot close one (``content-length``
+    would then stand outside a string, which valid JSON does not allow), so the string is
     ``"content-length"``; a string followed by ``:`` is a key; in a flat header it is a
     top-level key, and (no duplicate keys) the only ``content-length`` key. The digits
-    that follow, ended by ``,``, ``}`` or whitespace, are its whole value: an integer
-    token. Replacing an integer token by another changes no verdict of the strict reader
-    (UTF-8, depth, syntax, finiteness, keys), so the header read is the known one with
-    the new content-length. Runs of 19 digits or more are left to the strict reader.
+    after it, up to the closing ``}``, are its whole value: an integer token. Replacing an
+    integer token by another changes no verdict of the strict reader (UTF-8, depth,
+    syntax, finiteness, keys), so the header read is the known one with the new
+    content-length. Runs of 19 digits or more are left to the strict reader.
     """
-    head, found, tail = raw.rpartition(_CONTENT_LENGTH_KEY)
-    if not found or not head or not tail or head[-1] == 92:  # a backslash: the quote may be escaped
+    head = raw.rstrip(_DIGITS_AND_BRACE)
+    digits = raw[len(head) : -1]
+    if (
+        not digits.isdigit()
+        or raw[-1] != 125  # "}"
+        or not head.endswith(_CONTENT_LENGTH_KEY)
+        or head[-19:-18] == b"\\"  # the quote may be escaped
+        or len(digits) > 18
+        or (digits[0] == 48 and len(digits) > 1)  # a leading zero is not JSON
+    ):
         return None
-    digits = tail[:-1]
-    if tail[-1] == 125 and digits.isdigit():  # "}": the guide's layout, content-length last
-        rest = b"}"
-    else:
-        rest = tail.lstrip(_DIGITS)
-        digits = tail[: len(tail) - len(rest)]
-        if not rest or rest[0] not in _AFTER_NUMBER:
-            return None
-    if not 0 < len(digits) < 19 or (digits[0] == 48 and len(digits) > 1):
-        return None
-    return (head, rest), int(digits)
+    return head, int(digits)
 
 
 def prefix(header_length: int) -> bytes:
@@ -78,7 +75,9 @@ def prefix(header_length: int) -> bytes:
     fuzzers build some violations); ``ValueError`` outside that range.
     """
     if not 0 <= header_length <= MAX_HEADER_LENGTH:
-        raise ValueError(f"a JSON header of {header_length} bytes does not fit the 2-byte prefix")
+        raise ValueError(
+            f"a JSON header of {header_length} bytes: the 2-byte prefix holds 0 to {MAX_HEADER_LENGTH}"
+        )
     return header_length.to_bytes(2, "big")
 
 
@@ -156,7 +155,7 @@ class FrameReader:
         # entries and in key size, only for flat headers.
         self._headers: dict[bytes, tuple[dict[str, Any], int]] = {}
         # Flat headers by shape (see _read_header), same bounds.
-        self._shapes: dict[tuple[bytes, bytes], dict[str, Any]] = {}
+        self._shapes: dict[bytes, dict[str, Any]] = {}
 
     # -- introspection ----------------------------------------------------
 
@@ -301,11 +300,13 @@ class FrameReader:
             self._raise_again(self._error)
         frames: list[Frame] = []
         buf = self._buf
-        direct = data is not None
-        # Slices of ``src`` are the raw headers and the contents: slices of ``data``
-        # are bytes already; the buffer's are copied out through a view (one copy
-        # each), released before the buffer can be resized again.
-        src: Any = data if data is not None else memoryview(buf)
+        # Slices of ``src`` are the raw headers and the contents. Slices of bytes are
+        # bytes already: ``data``, or a copy of the buffer when every whole frame is
+        # wanted (one copy per call, cheaper than a copy per piece). For one frame at a
+        # time, the buffer's pieces are copied out through a view, released before
+        # the buffer can be resized again.
+        direct = data is not None or limit < 0
+        src: Any = data if data is not None else (bytes(buf) if direct else memoryview(buf))
         pos = self._pos
         end = len(src)
         base = self._base
@@ -316,7 +317,34 @@ class FrameReader:
         max_content_length = self.max_content_length
         headers = self._headers
         append = frames.append
+        new_frame = _new_frame
         try:
+            if direct and state is _PREFIX:
+                # The hot loop, frame after frame while each is whole. A frame whose
+                # prefix or header is not all here, a zero prefix, or a remembered header
+                # over a lowered limit stops it, and the state machine below takes that
+                # frame from its beginning; one whose content is not all here is handed
+                # to it in the CONTENT state.
+                read_header = self._read_header
+                while True:
+                    start = pos + 2
+                    stop = start + ((src[pos] << 8) | src[pos + 1]) if start <= end else end + 1
+                    if stop > end or stop == start:
+                        break
+                    raw = src[start:stop]
+                    known = headers.get(raw)
+                    if known is None:
+                        known = read_header(raw, base + pos)
+                    elif known[1] > max_content_length:
+                        break
+                    header, content_length = known
+                    start = stop + content_length
+                    if start > end:
+                        state = _CONTENT
+                        header_length = stop - pos - 2
+                        break
+                    append(new_frame(Frame, (header, src[stop:start], base + pos)))
+                    pos = start
             while limit:
                 if state is _PREFIX:
                     if end - pos < 2:
@@ -358,7 +386,7 @@ class FrameReader:
             self._header_length = header_length
             self._fail(error, frames)
         finally:
-            if data is None:
+            if not direct:
                 src.release()
         self._settle(pos, data)
         self._state = state
@@ -387,31 +415,29 @@ class FrameReader:
         limit = self.max_content_length
         if len(raw) > _CACHED_HEADER_MAX:
             return parse_header(raw, offset, limit)
+        headers = self._headers
+        if len(headers) >= _CACHED_HEADERS:
+            headers.clear()
         shape = _shape(raw)
         if shape is not None:
             known = self._shapes.get(shape[0])
             if known is not None and shape[1] <= limit:
                 header = known.copy()
                 header["content-length"] = shape[1]
-                self._remember(raw, header, shape[1])
-                return header, shape[1]
-        header, length = parse_header(raw, offset, limit)
+                result = headers[raw] = (header, shape[1])
+                return result
+        result = parse_header(raw, offset, limit)
+        header = result[0]
         for value in header.values():
             if type(value) not in _SCALARS:
-                return header, length
-        self._remember(raw, header, length)
-        if shape is not None and shape[1] == length:
+                return result
+        headers[raw] = result
+        if shape is not None and shape[1] == result[1]:
             shapes = self._shapes
             if len(shapes) >= _CACHED_HEADERS:
                 shapes.clear()
             shapes[shape[0]] = header
-        return header, length
-
-    def _remember(self, raw: bytes, header: dict[str, Any], length: int) -> None:
-        headers = self._headers
-        if len(headers) >= _CACHED_HEADERS:
-            headers.clear()
-        headers[raw] = (header, length)
+        return result
 
     def _settle(self, pos: int, data: bytes | None) -> None:
         """Record the parse position ``pos`` (in ``data`` when it was parsed in place)."""
