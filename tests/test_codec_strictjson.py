@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -179,3 +181,67 @@ def test_codec_content_depth_limit_is_exact_with_more_brackets_than_the_limit(
     with pytest.raises(ContentNotJSON, match="nested") as caught:
         message(MAX_DEPTH + 1).json()
     assert caught.value.code == "content-not-json"
+
+
+# -- what the reasons say (they reach the peer as the error message's detail) ------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xef\xbb\xbf{}", "starts with a byte order mark"),
+        (b'"\\ud800"', "escapes a lone UTF-16 surrogate"),
+        (b'["ok", "\\udfff"]', "escapes a lone UTF-16 surrogate"),
+        (b"[NaN]", "non-finite number NaN"),
+        (b'{"a": -Infinity}', "non-finite number -Infinity"),
+        (b"[1, 1e400]", "non-finite number 1e400"),
+        (b'{"a": 1, "b": 2, "b": 3}', "duplicate key 'b'"),  # the repeated key, not the first one
+        (b'{"z": {"y": 1, "x": 2, "x": 3}, "w": {"v": 1, "v": 2}}', "duplicate key 'x'"),  # the first found
+        (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), f"nested more than {MAX_DEPTH} levels deep"),
+    ],
+)
+def test_codec_strictjson_reasons_name_the_violation(raw: bytes, reason: str) -> None:
+    with pytest.raises(JSONViolation) as caught:
+        loads_strict(raw)
+    assert caught.value.reason == reason
+    assert str(caught.value) == reason
+
+
+def test_codec_strictjson_reason_of_invalid_utf8_names_the_byte() -> None:
+    with pytest.raises(JSONViolation) as caught:
+        loads_strict(b'{"a": "\xc3("}')
+    assert caught.value.reason.startswith("invalid UTF-8 at byte 7 (")
+
+
+# -- whatever the caller's stack and text --------------------------------------------------
+
+
+def test_codec_strictjson_little_stack_left_is_a_violation_not_a_recursion_error() -> None:
+    """json's C scanner counts against the recursion limit (3.11): a caller deep in its
+    own stack gets a JSONViolation for a text within MAX_DEPTH, never a RecursionError."""
+    raw = b"[" * 150 + b"]" * 150
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 60)
+    try:
+        outcome: Any = loads_strict(raw)
+    except JSONViolation as violation:
+        outcome = violation
+    finally:
+        sys.setrecursionlimit(limit)
+    if isinstance(outcome, JSONViolation):
+        assert (outcome.kind, outcome.reason) == ("json", "nested too deeply")
+    else:  # a Python whose C code does not count against the recursion limit
+        assert sys.version_info >= (3, 12) and outcome == json.loads(raw)
+
+
+def test_codec_strictjson_text_with_a_lone_surrogate_outside_strings_is_still_measured() -> None:
+    """The ``text`` argument is any str: a lone surrogate outside a string (no decoder
+    produces one, a caller can) must not break the depth measurement."""
+    text = "[" * (MAX_DEPTH + 1) + "\ud800" + "]" * (MAX_DEPTH + 1)
+    with pytest.raises(JSONViolation, match="nested more than") as caught:
+        loads_strict(text.encode("utf-8", "surrogatepass"), text)
+    assert caught.value.kind == "json"
+    text = "[" * (MAX_DEPTH - 1) + "\ud800" + "]" * (MAX_DEPTH - 1) + "[]" * 10
+    with pytest.raises(JSONViolation) as caught:
+        loads_strict(text.encode("utf-8", "surrogatepass"), text)
+    assert caught.value.kind == "json" and "nested" not in caught.value.reason
