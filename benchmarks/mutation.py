@@ -422,9 +422,13 @@ def _line(path: Path, mutant: Mutant) -> int | None:
     return function + offset - 1
 
 
+#: A mutant's name: module, then ``x_<function>`` or ``xǁ<class>ǁ<method>``, then its number.
+_KEY = re.compile(r"\.x(?:ǁ(\w+)ǁ|_)(\w+?)__mutmut_\d+$")
+
+
 def _function_start(path: Path, key: str) -> int | None:
     """First line (decorators included) of the function a mutant key names."""
-    match = re.search(r"\.x(?:ǁ(\w+)ǁ|_)(\w+?)__mutmut_\d+$", key)
+    match = _KEY.search(key)
     if match is None or not path.exists():
         return None
     cls, func = match.group(1), match.group(2)
@@ -442,7 +446,7 @@ def _function_start(path: Path, key: str) -> int | None:
 def _function_of(key: str) -> str:
     """``harness.m.x_loads_strict__mutmut_3`` -> ``loads_strict``; ``...xǁMessageǁjson__mutmut_1``
     -> ``Message.json``."""
-    match = re.search(r"\.x(?:ǁ(\w+)ǁ|_)(\w+?)__mutmut_\d+$", key)
+    match = _KEY.search(key)
     if match is None:
         return ""
     return f"{match.group(1)}.{match.group(2)}" if match.group(1) else match.group(2)
