@@ -65,7 +65,7 @@ DEFAULT_TESTS = (
 )
 #: Copied next to harness/ and tests/ when present: what the tests read from the tree.
 SUPPORT = ("fuzz", "pcaps", "docs", "README.md", "pyproject.toml")
-WORK = ROOT / ".mutation"
+WORK = ROOT / ".mutation" / "run"
 PROFILE_PLUGIN = "mutation_profile"
 
 
@@ -92,7 +92,13 @@ def _same(module: str, function: str, removed: str, added: str, why: str) -> Equ
 
 
 _SJ = "harness/strictjson.py"
+_MSG = "harness/message.py"
 _CASE = "codec names are case-insensitive"
+_SPEED = (
+    "speed only: the msgspec shortcut is skipped more often, and the strict reader it "
+    "defers to gives the same value or error (a test could only see it by timing or by "
+    "patching the strict reader out)"
+)
 
 #: Survivors examined and found equivalent. Keep each ``why`` to one or two sentences.
 EQUIVALENT: tuple[Equivalent, ...] = (
@@ -162,6 +168,71 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "return",
         "on_pairs then gives None for that object, but a duplicate always raises before "
         "the value is returned",
+    ),
+    _same(
+        _MSG,
+        "_fast_json",
+        'if raw.count(b":") == len(value) and all(type(item) in _SCALARS for item in value.values()):',
+        'if raw.count(b"XX:XX") == len(value) and all(type(item) in _SCALARS for item in value.values()):',
+        _SPEED,
+    ),
+    _same(
+        _MSG,
+        "_fast_json",
+        "return value if all(type(item) in _SCALARS for item in value) else _UNDECIDED",
+        "return value if (all(type(item) in _SCALARS for item in value)) and False else _UNDECIDED",
+        _SPEED,
+    ),
+    *(
+        _same(_MSG, "Message.json", 'if self.content_encoding.lower() == "utf-8":', mutant, _SPEED)
+        for mutant in (
+            'if self.content_encoding.upper() == "utf-8":',
+            'if self.content_encoding.lower() == "XXutf-8XX":',
+            'if self.content_encoding.lower() == "UTF-8":',
+        )
+    ),
+    _same(
+        _MSG,
+        "Message.json",
+        "return loads_strict(self.content, text)",
+        "return loads_strict(None, text)",
+        "loads_strict reads raw only when it is not given the text",
+    ),
+    _same(
+        _MSG,
+        "Message.encode",
+        "text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)",
+        "text = json.dumps(ordered, ensure_ascii=None, allow_nan=False)",
+        "json.dumps tests ensure_ascii for truth: None is False",
+    ),
+    _same(
+        _MSG,
+        "Message.encode",
+        "text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)",
+        "text = json.dumps(ordered, ensure_ascii=False, allow_nan=None)",
+        "json.dumps tests allow_nan for truth: None is False",
+    ),
+    _same(_MSG, "Message.encode", 'raw = text.encode("utf-8")', 'raw = text.encode("UTF-8")', _CASE),
+    _same(
+        _MSG,
+        "Message.encode",
+        'return len(raw).to_bytes(2, "big") + raw + self.content',
+        "return len(raw).to_bytes(2, ) + raw + self.content",
+        "int.to_bytes defaults to big-endian since Python 3.11 (the oldest harness supports)",
+    ),
+    _same(
+        _MSG,
+        "Message.from_json",
+        "content = json.dumps(value, ensure_ascii=False, allow_nan=False).encode(encoding)",
+        "content = json.dumps(value, ensure_ascii=None, allow_nan=False).encode(encoding)",
+        "json.dumps tests ensure_ascii for truth: None is False",
+    ),
+    _same(
+        _MSG,
+        "Message.from_json",
+        "content = json.dumps(value, ensure_ascii=False, allow_nan=False).encode(encoding)",
+        "content = json.dumps(value, ensure_ascii=False, allow_nan=None).encode(encoding)",
+        "json.dumps tests allow_nan for truth: None is False",
     ),
 )
 
@@ -349,6 +420,34 @@ def _progress(log_path: Path) -> str:
     return phases[-1].lower() if phases else "starting"
 
 
+def _earlier_run(work: Path, modules: Sequence[str]) -> tuple[dict[str, int | None], list[str], str]:
+    """The verdicts, mutant names and options of the last run in ``work`` on the same sources."""
+    record = work / "run.json"
+    if not record.exists():
+        sys.exit(f"no finished run in {work} to re-run the survivors of")
+    last = json.loads(record.read_text())
+    verdicts: dict[str, int | None] = {}
+    for module in modules:
+        copy = work / module
+        if not copy.exists() or copy.read_bytes() != (ROOT / module).read_bytes():
+            sys.exit(f"{module} changed since the last run in {work}: run all its mutants again")
+        verdicts.update(_read_meta(work, module))
+    names = [n for n in last["names"] if n in verdicts]
+    if not names:
+        sys.exit(f"the last run in {work} did not cover {', '.join(modules)}")
+    return verdicts, names, str(last["options"]) + "; survivors re-run after new tests"
+
+
+def _keep_verdicts(work: Path, modules: Sequence[str], verdicts: dict[str, int | None]) -> None:
+    """Write the earlier run's verdicts of the mutants not re-run into mutmut's files."""
+    for module in modules:
+        meta = work / "mutants" / (module + ".meta")
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        codes.update({name: code for name, code in verdicts.items() if name in codes})
+        meta.write_text(json.dumps(data, indent=4))
+
+
 def collect(work: Path, python: str, modules: Sequence[str], names: set[str]) -> list[ModuleResult]:
     """The verdict of every mutant that was run, with the diff and line of each survivor."""
     results = []
@@ -510,7 +609,8 @@ HEADER = """# Mutation testing results
 Written by `python benchmarks/mutation.py --results benchmarks/mutation-results.md`: one
 section per module, replaced when that module is run again. "killed / non-equivalent"
 leaves out the survivors marked equivalent in `EQUIVALENT` (benchmarks/mutation.py), each
-with its reason. A partial run (`--max-mutants`) says so in its section.
+with its reason. A partial run (`--max-mutants`) says so in its section. Sections that
+are not a module's (notes) are kept as they are.
 """
 
 
@@ -531,6 +631,8 @@ def write_results(path: Path, results: Sequence[ModuleResult], options: str) -> 
     for module, text in sorted(sections.items()):
         score = re.search(r"^Score: (.*)\.$", text, re.M)
         run = re.search(r"^Run (.*)\.$", text, re.M)
+        if score is None:  # a section of notes, kept as it is
+            continue
         summary.append(
             f"| `{module}` | {score.group(1) if score else '?'} | {run.group(1) if run else '?'} |"
         )
@@ -570,6 +672,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--python", default=sys.executable, help="the interpreter with harness's deps and mutmut"
     )
     parser.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="after adding tests: run again only the mutants the last run (same modules, same "
+        "sources) did not kill, and report the whole module",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="report the last run in the work directory again (after marking equivalents), run nothing",
@@ -606,17 +714,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         last = json.loads(record.read_text())
         names, options = last["names"], last["options"]
     else:
+        earlier: dict[str, int | None] = {}
+        if args.rerun_survivors:
+            earlier, names, options = _earlier_run(args.work, modules)
         print(f"mutating {', '.join(modules)}\nwith {len(tests)} test files; work directory {args.work}")
         prepare(args.work, modules, tests, args.examples)
         generated = generate(args.work, args.python)
-        names = []
-        for module in modules:
-            chosen = spread(generated.get(module, []), args.max_mutants)
-            print(f"  {module}: {len(chosen)} of {len(generated.get(module, []))} mutants", flush=True)
-            names += chosen
+        if args.rerun_survivors:
+            if set(names) - {n for found in generated.values() for n in found}:
+                sys.exit("the mutants differ from the last run's: run them all again")
+            to_run = [n for n in names if _status(earlier.get(n)) not in {"killed", "timeout"}]
+            print(f"  re-running {len(to_run)} of {len(names)} mutants (the others were killed)")
+        else:
+            names = []
+            for module in modules:
+                chosen = spread(generated.get(module, []), args.max_mutants)
+                print(f"  {module}: {len(chosen)} of {len(generated.get(module, []))} mutants", flush=True)
+                names += chosen
+            to_run = names
         if not names:
             sys.exit("no mutants generated")
-        run_mutmut(args.work, args.python, names, args.jobs)
+        if to_run:
+            run_mutmut(args.work, args.python, to_run, args.jobs)
+        if earlier:
+            _keep_verdicts(args.work, modules, {n: earlier[n] for n in names if n not in set(to_run)})
         (args.work / "run.json").write_text(json.dumps({"names": names, "options": options}))
     results = collect(args.work, args.python, modules, set(names))
     print_report(results)

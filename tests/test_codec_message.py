@@ -372,3 +372,37 @@ def test_codec_message_repr_keeps_content_up_to_64_bytes_whole() -> None:
         content = b"y" * size
         assert repr(Message.from_bytes(content)).endswith(f"content={content!r})")
     assert repr(Message.from_bytes(b"y" * 65)).endswith(f"content={b'y' * 64 + b'...'!r})")
+
+
+def test_codec_message_constructor_errors_say_what_is_wrong() -> None:
+    with pytest.raises(TypeError, match=r"^header must be a dict$"):
+        Message([("byteorder", "little")], b"")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^content must be bytes$"):
+        Message(header(), "{}")  # type: ignore[arg-type]
+    with pytest.raises(InvalidHeaderValue) as caught:
+        Message(header(content_length=3), b"{}")
+    assert caught.value.reason == "content-length is 3 but the content has 2 bytes"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (header(byteorder="middle"), "byteorder must be 'little' or 'big', not 'middle'"),
+        (header(content_type=""), "content-type must be a non-empty string, not ''"),
+        (header(content_encoding=0), "content-encoding must be a non-empty string, not 0"),
+        (header(content_length=-1), "content-length must be an integer >= 0, not -1"),
+        (header(content_length="2"), "content-length must be an integer >= 0, not '2'"),
+    ],
+)
+def test_codec_message_invalid_header_values_are_named_with_the_value(
+    bad: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidHeaderValue) as caught:
+        Message(bad, b"{}")
+    assert caught.value.reason == reason
+
+
+def test_codec_message_from_json_names_the_refused_encoding() -> None:
+    with pytest.raises(UnsupportedEncoding) as caught:
+        Message.from_json({}, encoding="utf-7")
+    assert caught.value.reason == "content-encoding 'utf-7' is not a supported text encoding"
