@@ -325,3 +325,103 @@ def test_codec_message_json_fast_path_agrees_with_the_strict_reader(content: byt
         except UnicodeDecodeError:
             strict = ContentNotDecodable
     assert _content_verdict(message.json) == strict
+
+
+# -- what the errors say, and the edges the mutation run found (benchmarks/mutation.py) -----
+
+
+def test_codec_message_content_errors_say_what_is_wrong() -> None:
+    with pytest.raises(UnsupportedEncoding) as unsupported:
+        Message.from_bytes(b"{}", content_type="text/json", encoding="rot13").text()
+    assert unsupported.value.reason == (
+        "content-encoding 'rot13' is not one of ['ascii', 'latin-1', 'utf-16', 'utf-32', 'utf-8']"
+    )
+    with pytest.raises(ContentNotDecodable) as undecodable:
+        Message.from_bytes(b'{"a": "\xff"}', content_type="text/json", encoding="utf-8").json()
+    assert undecodable.value.reason == "content is not valid utf-8 at byte 7 (invalid start byte)"
+    with pytest.raises(ContentNotJSON) as not_json:
+        Message.from_bytes(b'{"a": 1, "a": 2}', content_type="text/json", encoding="utf-8").json()
+    assert not_json.value.reason == "content is not strict JSON: duplicate key 'a'"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF-8", "utf-16"])
+def test_codec_message_json_object_holding_one_deep_array_is_refused_past_the_limit(encoding: str) -> None:
+    """One key, one ':' and a nested value: the flat-object shortcut must not take it."""
+
+    def content(depth: int) -> Message:
+        value = "[" * (depth - 1) + "]" * (depth - 1)
+        return Message.from_bytes(
+            f'{{"a": {value}}}'.encode(encoding), content_type="text/json", encoding=encoding
+        )
+
+    assert content(MAX_DEPTH).json() == json.loads(
+        '{"a": ' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}"
+    )
+    with pytest.raises(ContentNotJSON, match="nested"):
+        content(MAX_DEPTH + 1).json()
+    with pytest.raises(ContentNotJSON, match="nested"):
+        Message.from_bytes(
+            ("[" + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "]").encode(encoding),
+            content_type="text/json",
+            encoding=encoding,
+        ).json()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"x": [{1: "a"}]}, {"x": [[{"k": {2: None}}]]}, {"x": ({3: 1},)}],
+    ids=["in-a-list", "deep-in-lists", "in-a-tuple"],
+)
+def test_codec_message_encode_refuses_non_string_keys_inside_arrays(extra: dict[str, Any]) -> None:
+    message = Message.from_bytes(b"", extra_headers=extra)
+    with pytest.raises(
+        ValueError, match=r"^every key in the header \(nested objects included\) must be a str$"
+    ):
+        message.encode()
+
+
+def test_codec_message_encode_error_names_what_json_cannot_carry() -> None:
+    message = Message.from_bytes(b"", extra_headers={"x": object()})
+    with pytest.raises(ValueError, match=r"^the header holds a value JSON cannot carry: .*object"):
+        message.encode()
+
+
+def test_codec_message_repr_keeps_content_up_to_64_bytes_whole() -> None:
+    for size in (0, 1, 63, 64):
+        content = b"y" * size
+        assert repr(Message.from_bytes(content)).endswith(f"content={content!r})")
+    assert repr(Message.from_bytes(b"y" * 65)).endswith(f"content={b'y' * 64 + b'...'!r})")
+
+
+def test_codec_message_constructor_errors_say_what_is_wrong() -> None:
+    with pytest.raises(TypeError, match=r"^header must be a dict$"):
+        Message([("byteorder", "little")], b"")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^content must be bytes$"):
+        Message(header(), "{}")  # type: ignore[arg-type]
+    with pytest.raises(InvalidHeaderValue) as caught:
+        Message(header(content_length=3), b"{}")
+    assert caught.value.reason == "content-length is 3 but the content has 2 bytes"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (header(byteorder="middle"), "byteorder must be 'little' or 'big', not 'middle'"),
+        (header(content_type=""), "content-type must be a non-empty string, not ''"),
+        (header(content_encoding=0), "content-encoding must be a non-empty string, not 0"),
+        (header(content_length=-1), "content-length must be an integer >= 0, not -1"),
+        (header(content_length="2"), "content-length must be an integer >= 0, not '2'"),
+    ],
+)
+def test_codec_message_invalid_header_values_are_named_with_the_value(
+    bad: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidHeaderValue) as caught:
+        Message(bad, b"{}")
+    assert caught.value.reason == reason
+
+
+def test_codec_message_from_json_names_the_refused_encoding() -> None:
+    with pytest.raises(UnsupportedEncoding) as caught:
+        Message.from_json({}, encoding="utf-7")
+    assert caught.value.reason == "content-encoding 'utf-7' is not a supported text encoding"

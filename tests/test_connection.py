@@ -201,3 +201,74 @@ def test_connection_backlog_then_protocol_error() -> None:
 def test_connection_rejects_a_zero_output_limit() -> None:
     with pytest.raises(ValueError):
         ServerConnection(max_pending_output=0)
+
+
+# -- input that arrives while a backlog is pending ---------------------------------------
+#
+# Every driver above drains the backlog before it feeds more; a server that keeps reading
+# (or a peer whose bytes were already in the receive buffer) feeds while requests are still
+# waiting. The decoded requests then join the backlog: each one answered once, in order.
+
+
+def test_connection_input_fed_while_a_backlog_is_pending_is_answered_once_in_order() -> None:
+    first = [search(f"first {i}") for i in range(12)]
+    second = [search(f"second {i}") for i in range(12)]
+    third = [search(f"third {i}") for i in range(3)]
+    conn = ServerConnection(max_pending_output=150)
+    out = conn.receive_data(b"".join(m.encode() for m in first))
+    assert conn.backlog and 0 < conn.pending < len(first)
+    pending = conn.pending
+    out += conn.receive_data(b"".join(m.encode() for m in second))
+    assert conn.backlog
+    assert conn.pending > len(second)  # the new requests joined the old backlog, none lost
+    out += conn.receive_data(b"".join(m.encode() for m in third))
+    while conn.backlog:
+        out += conn.receive_data(b"")
+    assert conn.pending == 0 and pending > 0
+    assert [m.json() for m in Decoder().feed(out)] == [
+        m.json() for m in Decoder().feed(answers(first + second + third))
+    ]
+    assert out == answers(first + second + third)
+    assert conn.requests == len(first + second + third) and not conn.closed
+
+
+@given(
+    st.lists(lst.search_requests(), min_size=1, max_size=30),
+    st.integers(1, 2000),
+    st.data(),
+)
+def test_connection_feeding_and_draining_interleaved_answers_every_request_once_in_order(
+    requests: list[Message], limit: int, data: st.DataObject
+) -> None:
+    """Chunks arrive with any number of drains between them (often none) and the EOF
+    at the end: the output is every answer exactly once, in request order."""
+    stream = b"".join(m.encode() for m in requests)
+    chunks = data.draw(lst.chunkings(stream))
+    conn = ServerConnection(max_pending_output=limit)
+    out = bytearray()
+    for chunk in chunks:
+        out += conn.receive_data(chunk)
+        for _ in range(data.draw(st.integers(0, 2), label="drains")):
+            if not conn.backlog:
+                break
+            out += conn.receive_data(b"")
+    out += conn.receive_eof()
+    while conn.backlog:
+        out += conn.receive_data(b"")
+    assert bytes(out) == answers(requests)
+    assert conn.closed and conn.error is None and conn.requests == len(requests)
+
+
+def test_connection_protocol_error_fed_while_a_backlog_is_pending_comes_after_every_answer() -> None:
+    requests = [search(str(i)) for i in range(10)]
+    more = [search(f"more {i}") for i in range(5)]
+    conn = ServerConnection(max_pending_output=100)
+    out = conn.receive_data(b"".join(m.encode() for m in requests))
+    assert conn.backlog
+    out += conn.receive_data(b"".join(m.encode() for m in more) + b"\x00\x00")
+    while conn.backlog:
+        assert not conn.closed
+        out += conn.receive_data(b"")
+    assert conn.closed and isinstance(conn.error, ProtocolError)
+    assert conn.error.offset == len(b"".join(m.encode() for m in requests + more))
+    assert out == answers(requests + more) + error_response(conn.error).encode()
