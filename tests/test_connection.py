@@ -223,7 +223,7 @@ def test_connection_input_fed_while_a_backlog_is_pending_is_answered_once_in_ord
     assert conn.pending > len(second)  # the new requests joined the old backlog, none lost
     out += conn.receive_data(b"".join(m.encode() for m in third))
     while conn.backlog:
-        out += conn.receive_data(b"")
+        out += conn.answer_backlog()
     assert conn.pending == 0 and pending > 0
     assert [m.json() for m in Decoder().feed(out)] == [
         m.json() for m in Decoder().feed(answers(first + second + third))
@@ -251,10 +251,10 @@ def test_connection_feeding_and_draining_interleaved_answers_every_request_once_
         for _ in range(data.draw(st.integers(0, 2), label="drains")):
             if not conn.backlog:
                 break
-            out += conn.receive_data(b"")
+            out += conn.answer_backlog()
     out += conn.receive_eof()
     while conn.backlog:
-        out += conn.receive_data(b"")
+        out += conn.answer_backlog()
     assert bytes(out) == answers(requests)
     assert conn.closed and conn.error is None and conn.requests == len(requests)
 
@@ -268,7 +268,18 @@ def test_connection_protocol_error_fed_while_a_backlog_is_pending_comes_after_ev
     out += conn.receive_data(b"".join(m.encode() for m in more) + b"\x00\x00")
     while conn.backlog:
         assert not conn.closed
-        out += conn.receive_data(b"")
+        out += conn.answer_backlog()
     assert conn.closed and isinstance(conn.error, ProtocolError)
     assert conn.error.offset == len(b"".join(m.encode() for m in requests + more))
     assert out == answers(requests + more) + error_response(conn.error).encode()
+
+
+def test_connection_empty_data_changes_nothing_even_with_a_backlog() -> None:
+    # "Answer the backlog" has its own name: empty data is not a way to ask for it.
+    conn = ServerConnection(max_pending_output=150)
+    conn.receive_data(b"".join(search(f"q {i}").encode() for i in range(12)))
+    assert conn.backlog
+    pending = conn.pending
+    assert conn.receive_data(b"") == b""
+    assert conn.pending == pending and conn.backlog
+    assert conn.answer_backlog() != b"" and conn.pending < pending
