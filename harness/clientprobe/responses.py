@@ -129,7 +129,9 @@ def _non_finite_number(answer: Answer) -> bytes:
 
 def _duplicate_key(answer: Answer) -> bytes:
     header = answer.response.header
-    return _reframed(answer, _header_text(header)[:-1] + f', "content-type": {json.dumps(header["content-type"])}}}')
+    return _reframed(
+        answer, _header_text(header)[:-1] + f', "content-type": {json.dumps(header["content-type"])}}}'
+    )
 
 
 def _header_not_object(answer: Answer) -> bytes:

@@ -226,9 +226,13 @@ def run_check(
     return result
 
 
-def _judge(check: ClientCheck, run: ClientRun, records: list[ConnectionRecord], bound: float) -> ClientCheckResult:
+def _judge(
+    check: ClientCheck, run: ClientRun, records: list[ConnectionRecord], bound: float
+) -> ClientCheckResult:
     def verdict(status: str, detail: str, marker: str | None = None) -> ClientCheckResult:
-        return ClientCheckResult(check.name, check.rule, status, detail, run.seconds, bound, check.hint, run, marker)
+        return ClientCheckResult(
+            check.name, check.rule, status, detail, run.seconds, bound, check.hint, run, marker
+        )
 
     said = f": {run.last_line()!r}" if run.last_line() else ""
     ended = "was still running at the bound" if run.timed_out else describe_status(run.returncode or 0)
@@ -258,8 +262,11 @@ def _judge(check: ClientCheck, run: ClientRun, records: list[ConnectionRecord], 
         return verdict("pass", f"printed {marker!r} and exited 0 in {took}", marker)
     if run.timed_out:
         return verdict("fail", f"did not give up: still running after {bound:.1f} s (killed){said}", marker)
-    if shown:
-        return verdict("fail", f"printed the answer {marker!r} as if the response were valid; it {ended}", marker)
+    if run.returncode == 0 and marker in run.stdout:
+        # With a non-zero status the client did fail; its error message may quote the bytes.
+        return verdict(
+            "fail", f"printed the answer {marker!r} as if the response were valid, and exited 0", marker
+        )
     allocation = [tb for tb in tracebacks if tb.startswith(_ALLOCATION_ERRORS)]
     if allocation:
         return verdict("fail", f"tried to allocate the declared length: {allocation[-1]}", marker)
@@ -310,7 +317,9 @@ def write_captures(probe: ClientProbeResult, directory: Path) -> dict[str, Path]
         if r.status != "fail" or not r.transcripts:
             continue
         path = directory / f"{r.name}.pcapng"
-        sessions = [transcript_session(t, f"{r.name} (harness plays the server)", t.server[1]) for t in r.transcripts]
+        sessions = [
+            transcript_session(t, f"{r.name} (harness plays the server)", t.server[1]) for t in r.transcripts
+        ]
         write_sessions(path, sessions)
         written[r.name] = path
     return written

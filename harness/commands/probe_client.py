@@ -91,7 +91,8 @@ def _usage(message: str) -> int:
 def _list(checks: list[ClientCheck]) -> None:
     width = max(len(check.name) for check in checks)
     for check in checks:
-        print(f"{check.name:<{width}}  {check.bound:>4.0f}s  {check.rule:<3}  {check.expect.value:<6}  {check.summary}")
+        columns = f"{check.name:<{width}}  {check.bound:>4.0f}s  {check.rule:<3}  {check.expect.value:<6}"
+        print(f"{columns}  {check.summary}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +135,9 @@ def _probe(checks: list[ClientCheck], command: list[str], args: argparse.Namespa
         print(line, file=sys.stderr, flush=True)
 
     if not args.quiet:
-        print(f"probing the client {' '.join(command)} with {len(checks)} checks", file=sys.stderr, flush=True)
+        print(
+            f"probing the client {' '.join(command)} with {len(checks)} checks", file=sys.stderr, flush=True
+        )
     probe = run_checks(checks, command, scale=args.timeout, progress=progress)
     captures: dict[str, Path] = {}
     note = ""
@@ -196,7 +199,10 @@ def _table(probe: ClientProbeResult, captures: dict[str, Path]) -> str:
         lines += [indent + more for more in wrapped[1:]]
         if r.name in captures:
             lines.append(f"{indent}capture: {captures[r.name]}")
-    lines += ["", f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"]
+    lines += [
+        "",
+        f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s",
+    ]
     failures = [r for r in probe.results if r.status == "fail"]
     if failures:
         lines += ["", "rerun a failing check:"]
