@@ -30,6 +30,7 @@ only when the options are given or a fixture is used (see tests/test_pytest_plug
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -137,7 +138,7 @@ class Settings:
         where = (
             f"target {_format_address(self.target)}"
             if self.target is not None
-            else f"command {shlex.join(self.command or ())}"
+            else f"command {' '.join(self.command or ())}"
         )
         return (
             f"lpjson: {where}, protocol {self.protocol}, profile {self.profile.name}, app {self.app.name}, "
@@ -157,13 +158,17 @@ def parse_target(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise pytest.UsageError(f"--lpjson-target {text!r}: put an IPv6 address in brackets: [{host}]:{port_text}")
+        raise pytest.UsageError(
+            f"--lpjson-target {text!r}: put an IPv6 address in brackets: [{host}]:{port_text}"
+        )
     if not sep or not host:
         raise pytest.UsageError(f"--lpjson-target {text!r}: {example}")
     try:
         port = int(port_text)
     except ValueError:
-        raise pytest.UsageError(f"--lpjson-target {text!r}: the port {port_text!r} is not a number ({example})") from None
+        raise pytest.UsageError(
+            f"--lpjson-target {text!r}: the port {port_text!r} is not a number ({example})"
+        ) from None
     if not 0 < port < 65536:
         raise pytest.UsageError(f"--lpjson-target {text!r}: the port must be 1-65535, not {port}")
     return host, port
@@ -219,7 +224,9 @@ def settings_from(config: pytest.Config) -> Settings | None:
         raise pytest.UsageError(f"--lpjson-seed must be an integer, not {seed_text!r}") from None
     protocol = config.getoption("lpjson_protocol") or "lpjson"
     if protocol not in PROTOCOLS:
-        raise pytest.UsageError(f"--lpjson-protocol: no protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+        raise pytest.UsageError(
+            f"--lpjson-protocol: no protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})"
+        )
     try:
         profile = get_profile(config.getoption("lpjson_profile") or "strict")
     except ValueError as exc:
@@ -288,8 +295,9 @@ class _Probe:
             return self.settings.target
         return self._running_server().address
 
-    def _running_server(self) -> ServerUnderTest:
-        from harness.supervise import ServerStartError, ServerUnderTest
+    def _running_server(self, *, restart: bool = False) -> ServerUnderTest:
+        """The supervised server, started, or restarted when it is not running (or ``restart``)."""
+        from harness.supervise import ServerStartError, ServerUnderTest, describe_status
 
         assert self.settings.command is not None
         try:
@@ -300,9 +308,11 @@ class _Probe:
                     allow_tracebacks=self.settings.allow_tracebacks,
                 )
                 self.server.start()
-            elif not self.server.alive:
+            elif restart or not self.server.alive:
                 status = self.server.returncode
-                self.events.append(f"the server had stopped (exit status {status}): restarted it")
+                if not restart:  # a death a check saw is in that check's report already
+                    how = describe_status(status) if status is not None else "stopped"
+                    self.events.append(f"the server {how} between checks: restarted it")
                 self.server.restart()
         except ServerStartError as exc:
             self.unavailable = f"the server under test did not start: {exc}"
@@ -386,7 +396,7 @@ class _Probe:
         server = self._running_server()
         if self._refused(target) is not None:  # alive but no longer serving: a fresh one
             self.events.append("the server stopped accepting connections: restarted it")
-            server.restart()
+            server = self._running_server(restart=True)
         events, self.events = self.events, []
         mark = server.mark()
         sampler = server.rss_sampler().start() if check.measures_memory and server.alive else None
@@ -419,7 +429,8 @@ class _Probe:
         if events or shown:
             result.attachments["server output"] = "\n".join([*events, *shown])
         if seen.death is not None:
-            self._running_server()  # restarts it for the next check (or marks it unavailable)
+            with contextlib.suppress(ServerUnavailable):  # then the next check says so
+                self._running_server(restart=True)
         return result
 
     def _run_consequences(self, first: Check) -> None:
@@ -516,7 +527,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k, -m and --deselect look at the items
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     probe = _probe_of(config)
     if probe is None:
         return
@@ -539,7 +552,10 @@ class LpjsonChecks(pytest.Collector):
         probe = _probe_of(self.config)
         if probe is None:
             return []
-        return [LpjsonItem.from_parent(self, name=f"test_lpjson[{check.name}]", check=check) for check in probe.checks()]
+        return [
+            LpjsonItem.from_parent(self, name=f"test_lpjson[{check.name}]", check=check)
+            for check in probe.checks()
+        ]
 
 
 class CheckFailure(Exception):
