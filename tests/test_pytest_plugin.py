@@ -15,6 +15,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from zoo import ZOO
@@ -337,3 +338,20 @@ def test_fixtures_with_a_started_server(pytester: pytest.Pytester) -> None:
         "--lpjson-cmd", REFERENCE_CMD, "-k", "test_address or test_request"
     )
     result.assert_outcomes(passed=2)
+
+
+# -- the guide's echo servers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("server", "failing"), [("threads", set()), ("first-recv-only", {"echo-one-byte"})])
+def test_echo_protocol_framing_items(pytester: pytest.Pytester, server: str, failing: set[str]) -> None:
+    script = shlex.quote(str(Path(__file__).with_name("echo_servers.py")))
+    cmd = f"{PYTHON} {script} {server} {{host}} {{port}}"
+    result = pytester.runpytest("--lpjson-protocol", "echo", "--lpjson-cmd", cmd, "-k", "framing")
+    framing = [c.name for c in checks_for("echo") if c.group in ("splitting", "pipelining")]
+    assert framing == ["echo-one-byte", "echo-random-splits"]
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(framing)
+    assert failing <= failed_checks(result)
+    if not failing:
+        assert not failed_checks(result)
