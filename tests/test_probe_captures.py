@@ -74,11 +74,7 @@ def test_probe_capture_of_an_invalid_first_header_dissects_as_lpjson_with_no_opt
     by_stream: dict[int, list[Dissected]] = {}
     for record in run.records:
         by_stream.setdefault(record.stream, []).append(record)
-    offending = [
-        records
-        for records in by_stream.values()
-        if records[0].violation == "invalid-header-value"
-    ]
+    offending = [records for records in by_stream.values() if records[0].violation == "invalid-header-value"]
     assert offending, run.records
     request = offending[0][0]
     assert not request.sender.endswith(f":{DEFAULT_SERVER_PORT}")
@@ -130,7 +126,11 @@ def test_writer_shows_a_two_second_silence_as_two_seconds(tmp_path: Path) -> Non
     capture = tmp_path / "silence.pcapng"
     write_sessions(
         capture,
-        [Session([Send("client", request, at_us=0), Send("server", answer, at_us=2_000_000)], server_port=40001)],
+        [
+            Session(
+                [Send("client", request, at_us=0), Send("server", answer, at_us=2_000_000)], server_port=40001
+            )
+        ],
     )
     rows = _fields(capture, tmp_path, "frame.time_relative", "tcp.len", "lpjson.time", "_ws.col.Info")
     data = [(float(t), info, since) for t, length, since, info in rows if int(length) > 0]

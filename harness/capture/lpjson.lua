@@ -638,8 +638,16 @@ local function endpoint(address, port)
     return tostring(address) .. "/" .. tostring(port)
 end
 
+-- A frame carries one direction: its key is built once per frame (and pass).
+local key_frame, key_cached, key_visited = -1, nil, nil
+
 local function direction_key(pinfo)
-    return endpoint(pinfo.src, pinfo.src_port) .. ">" .. endpoint(pinfo.dst, pinfo.dst_port)
+    local number, visited = pinfo.number, pinfo.visited
+    if number ~= key_frame or visited ~= key_visited then
+        key_cached = endpoint(pinfo.src, pinfo.src_port) .. ">" .. endpoint(pinfo.dst, pinfo.dst_port)
+        key_frame, key_visited = number, visited
+    end
+    return key_cached
 end
 
 local function conversation(pinfo)
@@ -690,6 +698,7 @@ end
 
 function lpjson.init()
     streams = {}
+    key_frame, key_cached, key_visited = -1, nil, nil
     conversations = {}
     messages = {}
     eos_reports = {}

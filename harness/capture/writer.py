@@ -454,8 +454,10 @@ def write_sessions(path: str | Path, sessions: Iterable[Session], start_us: int 
     return len(packets)
 
 
-def write_sessions_at(path: str | Path, timed: Iterable[tuple[int, Session]], start_us: int = EPOCH_US) -> int:
-    """Write sessions that overlap in time into the pcapng file ``path``; return the frame count.
+def write_sessions_at(
+    path: str | Path, timed: Iterable[tuple[int, Session]], start_us: int = EPOCH_US
+) -> int:
+    """Write sessions that overlap in time into ``path`` (pcapng); return the frame count.
 
     Each ``(offset_us, session)`` opens (its SYN) ``offset_us`` microseconds after
     ``start_us``; the frames of all sessions are merged in time order (a tie keeps the
