@@ -253,17 +253,51 @@ def transcript_session(transcript: Transcript, check: str, server_port: int, ipv
 
 
 def write_captures(probe: ProbeResult, directory: Path) -> dict[str, Path]:
-    """Write ``DIR/<check>.pcapng`` for each failing check; return check name -> path."""
-    from harness.capture.writer import write_sessions
+    """Write ``DIR/<check>.pcapng`` for each failing check; return check name -> path.
+
+    The capture puts the server on the lpjson dissector's registered port (65432,
+    ``harness.capture.writer.DEFAULT_SERVER_PORT``) whatever port it really listened
+    on, so Wireshark and tshark dissect it as lpjson with no option, even when the first
+    header is one the heuristic for other ports would reject; the real address and port
+    are in the comment of each connection's SYN. Every chunk is timestamped at the time
+    the probe sent or received it (each connection's handshake just before its first chunk).
+    """
+    from dataclasses import replace
+
+    from harness.capture.writer import DEFAULT_SERVER_PORT, Send, write_sessions_at
 
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
+    target = probe.target
+    ipv6 = ":" in target.host
+    where = f"[{target.host}]:{target.port}" if ipv6 else f"{target.host}:{target.port}"
+    moved = "" if target.port == DEFAULT_SERVER_PORT else f", shown as port {DEFAULT_SERVER_PORT}"
     for r in probe.results:
         if r.status != "fail" or not r.transcripts:
             continue
         path = directory / f"{r.name}.pcapng"
-        ipv6 = ":" in probe.target.host
-        sessions = [transcript_session(t, r.name, probe.target.port, ipv6) for t in r.transcripts]
-        write_sessions(path, sessions)
+        starts = [t.chunks[0].time for t in r.transcripts if t.chunks]
+        origin = min(starts) if starts else 0.0
+        timed = []
+        for transcript in r.transcripts:
+            session = transcript_session(transcript, r.name, target.port, ipv6)
+            first = transcript.chunks[0].time if transcript.chunks else origin
+            # transcript_session makes one Send per chunk, in order (up to its size limit)
+            sends = [
+                replace(send, at_us=_us(chunk.time - first)) if isinstance(send, Send) else send
+                for send, chunk in zip(session.sends, transcript.chunks, strict=False)
+            ]
+            session = replace(
+                session,
+                sends=sends,
+                server_port=DEFAULT_SERVER_PORT,
+                comment=f"{session.comment}; server {where}{moved}",
+            )
+            timed.append((_us(first - origin), session))
+        write_sessions_at(path, timed)
         written[r.name] = path
     return written
+
+
+def _us(seconds: float) -> int:
+    return max(0, round(seconds * 1_000_000))
