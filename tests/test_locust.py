@@ -9,6 +9,7 @@ Locust monkey-patches the standard library when imported, so it never runs in th
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import re
 import shutil
@@ -20,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from harness._extras import installed
+from harness._extras import MissingExtra, installed
 from harness.commands.locust import locustfile_path
 from tests.zoo import ZOO
 
 # found, never imported: importing locust monkey-patches this process's standard library
 LOCUST = shutil.which("locust", path=str(Path(sys.executable).parent)) if installed("locust") else None
-pytestmark = pytest.mark.skipif(LOCUST is None, reason="locust is not installed (the locust extra)")
+needs_locust = pytest.mark.skipif(LOCUST is None, reason="locust is not installed (the locust extra)")
 
 
 @contextlib.contextmanager
@@ -65,6 +66,28 @@ def locust(*args: str, timeout: float = 60) -> dict[tuple[str, str], tuple[int, 
     return {(e["method"], e["name"]): (e["num_requests"], e["num_failures"]) for e in rows}
 
 
+def test_without_locust_the_path_still_prints_and_one_line_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['locust'] = None; from harness.cli import main; "
+        "sys.exit(main(['locust', 'path']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert Path(done.stdout.strip()) == locustfile_path()
+    assert done.stderr == (
+        "harness: the locustfile needs locust: pip install 'lpjson-harness[locust]'\n"
+    )
+
+
+def test_importing_the_locustfile_without_locust_raises_missing_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "locust", None)
+    monkeypatch.delitem(sys.modules, "harness.load.locust", raising=False)
+    with pytest.raises(MissingExtra, match=r"pip install 'lpjson-harness\[locust\]'"):
+        importlib.import_module("harness.load.locust")
+
+
 def test_locust_path_prints_the_installed_locustfile() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "harness", "locust", "path"], capture_output=True, text=True, timeout=30
@@ -75,6 +98,7 @@ def test_locust_path_prints_the_installed_locustfile() -> None:
     assert "class LpjsonUser(" in path.read_text()
 
 
+@needs_locust
 def test_single_process_headless_run_has_no_failures_and_only_well_behaved_users() -> None:
     with serve() as host:
         stats = locust("--host", host, "-u", "4", "-r", "4", "-t", "3s")
@@ -90,6 +114,7 @@ def _free_port() -> int:
         return port
 
 
+@needs_locust
 def test_master_with_two_workers_counts_requests_from_both_and_no_failures(tmp_path: Path) -> None:
     assert LOCUST is not None
     port = str(_free_port())  # the master's port for its workers (Locust takes no port 0 there)
@@ -139,6 +164,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 HOSTILE = ["LpjsonUser", "SlowSender", "NeverReader", "HugeLength"]
 
 
+@needs_locust
 def test_hostile_classes_see_a_server_with_limits_defend_itself() -> None:
     with serve("--idle-timeout", "1") as host:
         stats = locust(
@@ -151,6 +177,7 @@ def test_hostile_classes_see_a_server_with_limits_defend_itself() -> None:
         assert requests > 0 and failures == 0, (key, stats)
 
 
+@needs_locust
 @pytest.mark.parametrize(
     ("zoo", "user", "key"),
     [
@@ -171,6 +198,7 @@ def test_each_user_class_fails_on_the_server_missing_its_defence(
     assert stats.get(key, (0, 0))[1] > 0, (key, stats)
 
 
+@needs_locust
 def test_correct_zoo_server_passes_the_well_behaved_user() -> None:
     with listening(ZOO["correct_threads"].command("127.0.0.1", "0")) as host:
         stats = locust("--host", host, "-u", "2", "-r", "2", "-t", "3s")
@@ -178,6 +206,7 @@ def test_correct_zoo_server_passes_the_well_behaved_user() -> None:
     assert all(failures == 0 for _, failures in stats.values()), stats
 
 
+@needs_locust
 def test_bad_host_and_bad_option_say_so() -> None:
     stats = locust("--host", "http://127.0.0.1:1", "-u", "1", "-r", "1", "-t", "2s")
     assert stats[("lpjson", "connect")][1] > 0
