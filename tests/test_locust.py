@@ -114,6 +114,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 @needs_locust
 def test_master_with_two_workers_counts_requests_from_both_and_no_failures(tmp_path: Path) -> None:
     assert LOCUST is not None
