@@ -138,6 +138,10 @@ def _wrapper(name: str, script: Path) -> str:
 
 def build_argv(name: str, script: Path, argv: list[str]) -> list[str]:
     """libFuzzer's command line for ``argv`` (see the module docstring)."""
+    if getattr(sys, "frozen", False):
+        # Packaged by PyInstaller (OSS-Fuzz's compile_python_fuzzer, .clusterfuzzlite/build.sh):
+        # ClusterFuzzLite passes its own corpus, dictionary and artifact paths; add nothing.
+        return list(argv)
     args = argv[1:]
     names = {_flag_name(a) for a in args if a.startswith("-") and not a.startswith("--")}
     positional = [a for a in args if not a.startswith("-")]
