@@ -128,6 +128,9 @@ class ProbeResult:
     profile: str = "strict"
     app: str = "search"
     protocol: str = "lpjson"
+    #: The command of a server the probe started and supervised (``harness probe -- CMD``),
+    #: with its ``{host}``/``{port}`` placeholders; None for a target it was given.
+    command: tuple[str, ...] | None = None
 
     @property
     def passed(self) -> int:
@@ -332,6 +335,10 @@ def run_checks(
             continue
         tell(check, None)
         t0 = time.monotonic()
+        observed = observer is not None and down is None
+        if observer is not None and observed:
+            # (before the reachability test: a supervisor restarts a server found dead)
+            observer.before(check)
         if down is None:
             refused = reachable(target, max(0.5, 2.0 * scale))
             if refused is not None and results:
@@ -341,7 +348,9 @@ def run_checks(
         if down is not None:
             result = _skipped(check, down, time.monotonic() - t0)
         else:
-            result = run_one(check, quick=False)
+            result = run_check(check, target, seed, scale, profile=profile, app=app, quick=False)
+        if observer is not None and observed:
+            observer.after(check, result)
         log.info("%s: %s (%s)", check.name, result.status, result.detail)
         results[check.name] = result
         tell(check, result)
