@@ -90,6 +90,9 @@ class CheckResult:
     cause: str | None = None
     notes: list[str] = field(default_factory=list)
     attachments: dict[str, str] = field(default_factory=dict)
+    #: The check itself passed; a process monitor failed it (the server printed a traceback,
+    #: or its memory grew). Such a failure explains no other check's.
+    by_monitor: bool = False
 
     @property
     def is_root_cause(self) -> bool:
@@ -163,7 +166,12 @@ class CheckObserver(Protocol):
     ``before`` and, in ``after``, attaches it to the result (``result.attachments``) or
     turns the result into a failure (a crash, a traceback, memory growth for a check with
     ``measures_memory``). Checks that run as consequences run concurrently: pass
-    ``workers=1`` to :func:`run_checks` when output must be told apart check by check."""
+    ``workers=1`` to :func:`run_checks` when output must be told apart check by check.
+
+    An observer may also have ``ready() -> str | None`` (optional, looked up with
+    ``getattr``): :func:`run_checks` then asks it, instead of opening a test connection,
+    whether the target accepts connections (None) or why not; a supervisor restarts its
+    server there when it finds it dead."""
 
     def before(self, check: Check) -> None: ...
 
@@ -307,6 +315,13 @@ def run_checks(
     lock = threading.Lock()
     down: str | None = None
 
+    # A supervisor knows better than a test connection whether its server is up (and restarts
+    # it when it is not); a test connection would also be output of the next check's.
+    ready: Callable[[], str | None] | None = getattr(observer, "ready", None)
+
+    def accepts() -> str | None:
+        return ready() if ready is not None else reachable(target, max(0.5, 2.0 * scale))
+
     def tell(check: Check, result: CheckResult | None) -> None:
         if progress is not None:
             with lock:
@@ -324,7 +339,7 @@ def run_checks(
         for dep in check.depends:
             if dep in deferred:
                 return deferred[dep]
-            if dep in results and results[dep].status == "fail":
+            if dep in results and results[dep].status == "fail" and not results[dep].by_monitor:
                 return results[dep].cause or dep
         return None
 
@@ -335,16 +350,16 @@ def run_checks(
             continue
         tell(check, None)
         t0 = time.monotonic()
-        observed = observer is not None and down is None
-        if observer is not None and observed:
-            # (before the reachability test: a supervisor restarts a server found dead)
-            observer.before(check)
+        observed = False
         if down is None:
-            refused = reachable(target, max(0.5, 2.0 * scale))
+            refused = accepts()
             if refused is not None and results:
                 done = [r for r in results.values() if r.status != "skip"]
                 last = next((r.name for r in reversed(done) if r.status == "fail"), done[-1].name)
                 down = f"the target no longer accepts connections ({refused}) since {last!r}"
+        if observer is not None and down is None:
+            observer.before(check)
+            observed = True
         if down is not None:
             result = _skipped(check, down, time.monotonic() - t0)
         else:
@@ -358,7 +373,7 @@ def run_checks(
     if deferred:
         later = [check for check in ordered if check.name in deferred]
         if down is None:
-            refused = reachable(target, max(0.5, 2.0 * scale))
+            refused = accepts()
             if refused is not None:
                 down = f"the target no longer accepts connections ({refused})"
 

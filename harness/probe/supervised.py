@@ -52,6 +52,8 @@ _ATTACHED_LINES = 200
 _DEATH_WAIT = 0.25
 #: Bytes of a check's first connection decoded to describe its input.
 _DESCRIBED_BYTES = 1 << 16
+#: Silence awaited after a (re)start before the first check's mark.
+_SETTLE_QUIET = 0.1
 
 
 def describe_input(check: Check, result: CheckResult) -> str:
@@ -87,6 +89,9 @@ class ServerObserver:
     """
 
     server: ServerUnderTest
+    #: Tracebacks fail no check (besides the server's own ``allow_tracebacks``): the
+    #: profile's ``prints_tracebacks``.
+    allow_tracebacks: bool = False
     restarts: int = 0
     start_error: ServerStartError | None = None
     _mark: Mark | None = None
@@ -94,7 +99,23 @@ class ServerObserver:
     _last: CheckResult | None = None
     _last_check: Check | None = field(default=None, repr=False)
 
+    def ready(self) -> str | None:
+        """None when the server runs (restarted if it had died), else why it does not."""
+        self._revive()
+        if self.server.alive:
+            return None
+        if self.start_error is not None:
+            return f"it did not start again: {self.start_error.headline}"
+        return "the server under test is not running"
+
     def before(self, check: Check) -> None:
+        self._revive()
+        self._mark = self.server.mark()
+        self._sampler = None
+        if check.measures_memory and self.server.alive:
+            self._sampler = self.server.rss_sampler().start()
+
+    def _revive(self) -> None:
         if not self.server.alive and self.start_error is None:
             # It died after the previous check had ended: that check's input killed it.
             death = self.server.died_since(self._mark) if self._mark is not None else None
@@ -105,11 +126,8 @@ class ServerObserver:
                     + self._tail(death.stderr_tail),
                     "unsafe",
                 )
+            self._mark = None
             self._restart()
-        self._mark = self.server.mark()
-        self._sampler = None
-        if check.measures_memory and self.server.alive:
-            self._sampler = self.server.rss_sampler().start()
 
     def after(self, check: Check, result: CheckResult) -> None:
         mark = self._mark
@@ -141,7 +159,8 @@ class ServerObserver:
             self._restart()
             return
         problems: list[str] = []
-        if not self.server.allow_tracebacks and seen.tracebacks:
+        allowed = self.allow_tracebacks or self.server.allow_tracebacks
+        if not allowed and seen.tracebacks:
             raised = "; ".join(dict.fromkeys(tb.summary for tb in seen.tracebacks))
             problems.append(f"the server {raised} while handling {describe_input(check, result)}")
         if rss is not None and rss.over_limit:
@@ -149,6 +168,11 @@ class ServerObserver:
             self._fail(result, "; ".join(problems), "unsafe")
         elif problems:
             self._fail(result, "; ".join(problems), "spec")
+
+    def settle(self) -> None:
+        """Let the server print what a start prints (and what the readiness test's empty
+        connection makes it print), so that none of it is taken for the first check's."""
+        self.server.settle(quiet=_SETTLE_QUIET, timeout=_SETTLE_QUIET * 10)
 
     @staticmethod
     def _tail(lines: Sequence[str]) -> str:
@@ -164,6 +188,7 @@ class ServerObserver:
                 result.severity = "unsafe"
         else:
             result.status = "fail"
+            result.by_monitor = True
             result.detail = problem
             result.severity = "unsafe" if severity == "unsafe" else "spec"
             result.notes = []
@@ -172,6 +197,7 @@ class ServerObserver:
         try:
             self.server.restart()
             self.restarts += 1
+            self.settle()
             log.info("restarted the server under test (restart %d)", self.restarts)
         except ServerStartError as exc:
             self.start_error = exc
@@ -193,7 +219,8 @@ def run_supervised(
 ) -> tuple[ProbeResult, ServerObserver]:
     """Run ``checks`` against ``server`` (started) under a :class:`ServerObserver`, one at a time."""
     host, port = server.address
-    observer = ServerObserver(server)
+    observer = ServerObserver(server, allow_tracebacks=profile.prints_tracebacks)
+    observer.settle()
     probe = run_checks(
         checks,
         Target(host, port),
