@@ -116,9 +116,8 @@ def test_buggy_server_fails_the_check_meant_for_it(
         or (server.memory_grows and r["severity"] == "unsafe" and "RSS grew" in r["detail"])
         or (server.traceback and "the server raised" in r["detail"])
     ]
-    assert meant or by_monitor, (
-        f"{server.name} ({server.rule}): failures "
-        + "; ".join(f"{r['name']} ({r['rule']}): {r['detail']}" for r in failed.values())
+    assert meant or by_monitor, f"{server.name} ({server.rule}): failures " + "; ".join(
+        f"{r['name']} ({r['rule']}): {r['detail']}" for r in failed.values()
     )
 
 

@@ -396,8 +396,10 @@ def _probe(
             plural = "s" if observer.restarts != 1 else ""
             print(f"the server under test was restarted {observer.restarts} time{plural}", file=sys.stderr)
         if observer.start_error is not None:
-            print(f"harness probe: the server under test did not start again: {observer.start_error}",
-                  file=sys.stderr)
+            print(
+                f"harness probe: the server under test did not start again: {observer.start_error}",
+                file=sys.stderr,
+            )
     captures: dict[str, Path] = {}
     if args.pcap_dir is not None:
         try:

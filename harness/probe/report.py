@@ -226,7 +226,7 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
         "app": probe.app,
         "seed": probe.seed,
         "timeout_scale": probe.scale,
-        "command": list(probe.command) if probe.command is not None else None,
+        "command": list(probe.command) if probe.command is not None else [],
         "checks": checks,
         "passed": probe.passed,
         "failed": probe.failed,

@@ -196,17 +196,19 @@ def run_check(
     profile: Profile = STRICT,
     app: App | None = None,
     quick: bool = False,
+    monitored: bool = False,
 ) -> CheckResult:
     """Run one check against ``target`` within ``check.timeout * scale`` seconds.
 
     ``profile`` is the reading of the protocol it is judged by, ``app`` the application
     whose answers are expected (the search application by default); ``quick`` shortens
-    every wait (the check runs as a consequence of a failed dependency).
+    every wait (the check runs as a consequence of a failed dependency); ``monitored``
+    says a process monitor measures the server meanwhile (:attr:`CheckContext.monitored`).
     """
     bound = check.timeout * scale
     started = time.monotonic()
     recorder = Recorder(target.host, target.port, started + bound)
-    ctx = CheckContext(recorder, seed, scale, profile, app, quick)
+    ctx = CheckContext(recorder, seed, scale, profile, app, quick, monitored)
     outcome: list[CheckResult] = []
 
     def body() -> None:
@@ -253,9 +255,7 @@ def run_check(
         # A check of another protocol (harness.probe.echo) brings its own "still serving" probe.
         served: Callable[[CheckContext, str, str], None] = getattr(check, "still_served", still_served)
         try:
-            served(
-                CheckContext(after, seed, scale, profile, app, quick), "a fresh connection", "afterwards"
-            )
+            served(CheckContext(after, seed, scale, profile, app, quick), "a fresh connection", "afterwards")
         except (CheckFailed, CheckTimeout, OSError) as exc:
             why = exc.detail if isinstance(exc, CheckFailed) else str(exc)
             result.detail += f"; {why}"
@@ -330,7 +330,9 @@ def run_checks(
     def run_one(check: Check, quick: bool) -> CheckResult:
         if observer is not None:
             observer.before(check)
-        result = run_check(check, target, seed, scale, profile=profile, app=app, quick=quick)
+        result = run_check(
+            check, target, seed, scale, profile=profile, app=app, quick=quick, monitored=observer is not None
+        )
         if observer is not None:
             observer.after(check, result)
         return result
@@ -363,7 +365,16 @@ def run_checks(
         if down is not None:
             result = _skipped(check, down, time.monotonic() - t0)
         else:
-            result = run_check(check, target, seed, scale, profile=profile, app=app, quick=False)
+            result = run_check(
+                check,
+                target,
+                seed,
+                scale,
+                profile=profile,
+                app=app,
+                quick=False,
+                monitored=observer is not None,
+            )
         if observer is not None and observed:
             observer.after(check, result)
         log.info("%s: %s (%s)", check.name, result.status, result.detail)

@@ -122,8 +122,7 @@ class ServerObserver:
             if death is not None and self._last is not None and self._last_check is not None:
                 self._fail(
                     self._last,
-                    f"the server {death.summary} just after the check"
-                    + self._tail(death.stderr_tail),
+                    f"the server {death.summary} just after the check" + self._tail(death.stderr_tail),
                     "unsafe",
                 )
             self._mark = None
