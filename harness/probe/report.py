@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JSON_SCHEMA",
     "breaks",
+    "format_attachments",
     "format_progress",
     "format_root_causes",
     "format_table",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 _DETAIL_WIDTH = 72
+#: Lines of an attachment (the server's output) shown under a failed check in the table.
+_ATTACHED_SHOWN = 8
 #: Bytes of one connection written into a capture; the rest is left out (a non-reading client
 #: may have sent many megabytes).
 CAPTURE_LIMIT = 1 << 20
@@ -70,10 +74,12 @@ def rerun_command(
     profile: str = "strict",
     app: str = "search",
     protocol: str = "lpjson",
+    command: Sequence[str] | None = None,
 ) -> str:
-    """The one-line command that reruns just the check ``name``."""
+    """The one-line command that reruns just the check ``name`` (against a server it starts
+    itself when ``command`` is given: ``harness probe ... -- CMD ARGS...``)."""
     words = ["harness", "probe"]
-    if not target.embedded:
+    if not target.embedded and command is None:
         words += [target.host, str(target.port)]
     if protocol != "lpjson":
         words += ["--protocol", protocol]
@@ -84,6 +90,8 @@ def rerun_command(
     words += ["--check", name, "--seed", str(seed)]
     if scale != 1.0:
         words += ["--timeout", f"{scale:g}"]
+    if command is not None:
+        words += ["--", *command]
     return shlex.join(words)
 
 
@@ -97,7 +105,22 @@ def rerun_of(probe: ProbeResult, name: str) -> str:
         profile=probe.profile,
         app=probe.app,
         protocol=probe.protocol,
+        command=probe.command,
     )
+
+
+def format_attachments(result: CheckResult, lines: int = _ATTACHED_SHOWN) -> list[str]:
+    """A failed check's attachments for a person: each one's name, then its last ``lines``
+    lines, indented (nothing for a check that passed: its output is in --json and JUnit)."""
+    if result.status != "fail":
+        return []
+    shown: list[str] = []
+    for name, text in result.attachments.items():
+        body = text.splitlines()
+        cut = len(body) - lines
+        shown.append(f"{name}:" + (f" (last {lines} of {len(body)} lines)" if cut > 0 else ""))
+        shown += [f"  | {line}" for line in body[-lines:]]
+    return shown
 
 
 def format_root_causes(probe: ProbeResult) -> list[str]:
@@ -169,6 +192,7 @@ def format_table(probe: ProbeResult) -> str:
         lines += [indent + more for more in wrapped[1:]]
         if r.is_root_cause and r.rule is not None:
             lines += [indent + more for more in textwrap.wrap(breaks(r.rule), _DETAIL_WIDTH)]
+        lines += [indent + more for more in format_attachments(r)]
     lines.append("")
     roots = len(probe.root_causes)
     totals = f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"
@@ -202,6 +226,7 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
         "app": probe.app,
         "seed": probe.seed,
         "timeout_scale": probe.scale,
+        "command": list(probe.command) if probe.command is not None else [],
         "checks": checks,
         "passed": probe.passed,
         "failed": probe.failed,
