@@ -41,5 +41,9 @@ from harness.fuzzing import check_server_input  # noqa: E402  (only after the in
 
 if __name__ == "__main__":
     runner.main(
-        "server", "the server's connection handling (harness.ServerConnection)", check_server_input, __file__
+        "server",
+        "the server's connection handling (harness.ServerConnection)",
+        check_server_input,
+        __file__,
+        pcap_options="--respond",
     )

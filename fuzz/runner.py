@@ -23,6 +23,7 @@ with ``--``, and fork children receive them too.
 from __future__ import annotations
 
 import gc
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -137,6 +138,10 @@ def _wrapper(name: str, script: Path) -> str:
 
 def build_argv(name: str, script: Path, argv: list[str]) -> list[str]:
     """libFuzzer's command line for ``argv`` (see the module docstring)."""
+    if getattr(sys, "frozen", False):
+        # Packaged by PyInstaller (OSS-Fuzz's compile_python_fuzzer, .clusterfuzzlite/build.sh):
+        # ClusterFuzzLite passes its own corpus, dictionary and artifact paths; add nothing.
+        return list(argv)
     args = argv[1:]
     names = {_flag_name(a) for a in args if a.startswith("-") and not a.startswith("--")}
     positional = [a for a in args if not a.startswith("-")]
@@ -162,8 +167,49 @@ def build_argv(name: str, script: Path, argv: list[str]) -> list[str]:
     return [argv0, *args, *extra, *positional_extra]
 
 
-def main(name: str, what: str, target: Callable[[bytes], None], script: str) -> None:
-    """Run libFuzzer on ``target`` with the command line of ``sys.argv``."""
+def artifact_path(argv: list[str], data: bytes) -> str:
+    """Where libFuzzer writes ``data`` when it crashes, given libFuzzer's command line ``argv``."""
+    prefix = ""
+    for arg in argv[1:]:
+        if arg.startswith("-exact_artifact_path="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-artifact_prefix="):
+            prefix = arg.split("=", 1)[1]
+    return f"{prefix}crash-{hashlib.sha1(data).hexdigest()}"
+
+
+def capture_command(path: str, pcap_options: str = "") -> str:
+    """The command that turns the fuzz input at ``path`` into a capture (shell-quoted)."""
+    out = shlex.quote(f"{path}.pcapng")
+    options = f" {pcap_options}" if pcap_options else ""
+    return f"harness pcap from-bytes --fuzz-input{options} {shlex.quote(path)} --out {out}"
+
+
+def with_crash_hint(
+    target: Callable[[bytes], None], argv: list[str], pcap_options: str = ""
+) -> Callable[[bytes], None]:
+    """``target``, printing on a crash the command that turns the crash file into a capture.
+
+    The hint comes just before atheris's traceback, and names the file libFuzzer then writes
+    (``crash-<sha1 of the input>`` under the artifact prefix, or ``-exact_artifact_path``).
+    """
+
+    def hinted(data: bytes) -> None:
+        try:
+            target(data)
+        except BaseException:
+            command = capture_command(artifact_path(argv, data), pcap_options)
+            print(f"INFO: to open this input in Wireshark: {command}", file=sys.stderr, flush=True)
+            raise
+
+    return hinted
+
+
+def main(name: str, what: str, target: Callable[[bytes], None], script: str, pcap_options: str = "") -> None:
+    """Run libFuzzer on ``target`` with the command line of ``sys.argv``.
+
+    ``pcap_options``: extra ``harness pcap from-bytes`` options for the crash hint.
+    """
     import atheris
 
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
@@ -177,7 +223,7 @@ def main(name: str, what: str, target: Callable[[bytes], None], script: str) -> 
         # Look atheris.Mutate up on every call: Fuzz() swaps in the real one.
         mutator = StructureMutator(lambda data, max_size: atheris.Mutate(data, max_size))
         kwargs = {"custom_mutator": mutator.mutate, "custom_crossover": mutator.crossover}
-    atheris.Setup(argv, target, **kwargs)
+    atheris.Setup(argv, with_crash_hint(target, argv, pcap_options), **kwargs)
     # Everything imported so far lives until exit: take it out of the cyclic collector's
     # reach, so that its full collections walk only what the inputs allocate.
     gc.collect()

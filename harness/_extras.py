@@ -29,6 +29,8 @@ EXTRA_OF = {
     "hypothesis": "test",
     "atheris": "fuzz",
     "uvloop": "speed",
+    "redis": "redis",  # harness.exampledb: HARNESS_EXAMPLE_DB=redis://...
+    "locust": "locust",  # the locustfile (harness locust path)
 }
 
 

@@ -10,7 +10,9 @@ import random
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,11 +21,13 @@ from hypothesis import strategies as st
 from harness import Decoder, Message
 from harness.cli import main
 from harness.load import (
+    CSV_COLUMNS,
     LatencyHistogram,
     LoadConfig,
     LoadResult,
     LoadStatus,
     ServerProcess,
+    Thresholds,
     default_requests,
     run_load,
 )
@@ -346,9 +350,16 @@ def test_cli_load_exit_status_is_1_when_nothing_answers(capsys: pytest.CaptureFi
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        code = main(["load", "127.0.0.1", str(port), "--duration", "0.2", "--warmup", "0", "--quiet"])
+        started = time.monotonic()
+        code = main(["load", "127.0.0.1", str(port), "--duration", "2", "--warmup", "0", "--quiet"])
+        elapsed = time.monotonic() - started
     assert code == 1
-    assert "connect-refused" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    # an unreachable target fails at once, before any load, with one line on stderr
+    assert "connect-refused" in captured.err
+    assert captured.err.count("\n") == 1 and captured.err.startswith("harness load: cannot reach")
+    assert captured.out == ""
+    assert elapsed < 1.0
 
 
 def test_cli_load_wants_host_and_port_together(capsys: pytest.CaptureFixture[str]) -> None:
@@ -470,3 +481,112 @@ def test_load_pipeline_client_counts_a_malformed_answer_as_a_bad_response() -> N
     assert run.answers == 1
     assert run.errors == {"bad-response:zero-header-length": 1}
     assert client.failed
+
+
+# -- a fixed arrival rate, thresholds, CSV and JSON files ------------------------------
+
+
+def test_load_at_a_fixed_rate_holds_the_rate(reference_server: tuple[str, int]) -> None:
+    host, port = reference_server
+    config = LoadConfig(host, port, connections=4, depth=5, duration=1.0, rate=400)
+    result = run_load(config)
+    check_consistent(result)
+    assert result.rate == 400 and not result.errors
+    # closed loop, these connections would run at thousands of requests/s
+    assert 320 <= result.requests_per_second <= 440
+    assert result.waiting == 0
+
+
+def test_load_at_a_fixed_rate_counts_latency_from_the_intended_send_time() -> None:
+    # The server stalls 0.3 s once. Closed loop, only the requests in flight then see it;
+    # at a fixed rate every request that fell due during the stall waits for it, so the
+    # stall shows in the percentiles (coordinated omission corrected).
+    def answer(n: int, request: bytes) -> bytes:
+        if n == 40:
+            time.sleep(0.3)
+        return request
+
+    with EchoServer(answer) as (host, port):
+        fixed = run_load(LoadConfig(host, port, connections=2, depth=4, duration=1.2, rate=200))
+    with EchoServer(answer) as (host, port):
+        closed = run_load(LoadConfig(host, port, connections=2, depth=4, duration=1.2))
+    assert fixed.errors == {} and closed.errors == {}
+    fixed_ms, closed_ms = fixed.latency_ms(), closed.latency_ms()
+    # about 60 of the ~240 requests fell due during the stall: p90 shows it, p99 is most of it
+    assert fixed_ms["p90"] > 50 and fixed_ms["p99"] > 200
+    assert closed_ms["p90"] < 50  # 8 requests in flight saw the stall among thousands
+    assert closed_ms["max"] > 250  # (the stall did happen in the closed-loop run too)
+
+
+def test_load_rate_needs_a_positive_rate_and_the_pipeline_mode() -> None:
+    for bad in (0, -5, math.nan, math.inf):
+        with pytest.raises(ValueError, match="positive number"):
+            LoadConfig("127.0.0.1", 1, rate=bad)
+    with pytest.raises(ValueError, match="pipeline"):
+        LoadConfig("127.0.0.1", 1, rate=10, mode="connect-per-request")
+
+
+def _result(
+    latencies_ms: list[float], errors: dict[str, int] | None = None, duration: float = 1.0
+) -> LoadResult:
+    hist = LatencyHistogram()
+    for ms in latencies_ms:
+        hist.add(int(ms * 1e6))
+    return LoadResult(
+        "h", 1, "pipeline", 1, 1, duration, len(latencies_ms), len(latencies_ms), errors or {}, hist
+    )
+
+
+def test_thresholds_name_every_limit_missed_and_pass_when_met() -> None:
+    result = _result([1.0] * 990 + [20.0] * 9 + [100.0], {"timeout": 3})
+    assert result.latency_ms()["p99"] == pytest.approx(1.0, rel=0.02)
+    assert result.latency_ms()["p99.9"] == pytest.approx(20.0, rel=0.02)
+    assert Thresholds(max_p99_ms=2, max_p999_ms=25, max_errors=3, min_rps=1000).missed(result) == []
+    missed = Thresholds(max_p99_ms=0.5, max_p999_ms=10, max_errors=2, min_rps=1001).missed(result)
+    assert [line.split()[0] for line in missed] == ["--max-p99", "--max-p999", "--max-errors", "--min-rps"]
+    assert Thresholds(max_p99_ms=5).missed(_result([])) == ["--max-p99 5 ms: no answer, so no p99 latency"]
+    with pytest.raises(ValueError):
+        Thresholds(max_errors=-1)
+
+
+def test_cli_load_exits_1_and_says_which_threshold_was_missed(
+    reference_server: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = reference_server
+    argv = ["load", host, str(port), "-c", "2", "-d", "2", "--duration", "0.4", "--warmup", "0", "--quiet"]
+    assert main([*argv, "--rate", "200", "--max-p99", "0.000001", "--min-rps", "1000000"]) == 1
+    out = capsys.readouterr().out
+    assert "threshold missed: --max-p99 1e-06 ms: p99 was" in out
+    assert "threshold missed: --min-rps 1e+06" in out
+    assert main([*argv, "--max-p99", "10000", "--max-p999", "10000", "--max-errors", "0"]) == 0
+    assert "threshold missed" not in capsys.readouterr().out
+
+
+def test_cli_load_writes_csv_and_json_files(
+    reference_server: tuple[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = reference_server
+    csv_path, json_path = tmp_path / "load.csv", tmp_path / "load.json"
+    argv = ["load", host, str(port), "-c", "2", "-d", "2", "--duration", "1.3", "--warmup", "0", "--quiet"]
+    assert (
+        main([*argv, "--rate", "300", "--csv", str(csv_path), "--json", str(json_path), "--max-p999", "1e9"])
+        == 0
+    )
+    assert "latency (from the intended send time)" in capsys.readouterr().out  # the summary still prints
+    rows = [line.split(",") for line in csv_path.read_text().splitlines()]
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r[1] for r in rows[1:]] == ["measuring"] * (len(rows) - 2) + ["total"] and len(rows) >= 3
+    total = dict(zip(CSV_COLUMNS, rows[-1], strict=True))
+    data = json.loads(json_path.read_text())
+    assert int(total["answers"]) == data["answers"] > 0
+    assert float(total["p999_ms"]) == pytest.approx(data["latency_ms"]["p99.9"], abs=1e-3)
+    assert data["rate"] == 300 and data["thresholds_missed"] == [] and data["waiting"] == 0
+    lat = data["latency_ms"]
+    assert lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+
+
+def test_cli_load_refuses_bad_rates_and_thresholds_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in (["--rate", "0"], ["--max-errors", "-1"], ["--max-p99", "nan"]):
+        assert main(["load", "127.0.0.1", "1", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("harness load: ") and err.count("\n") == 1

@@ -70,7 +70,14 @@ def test_checks_have_hints_known_dependencies_in_order_and_unique_names() -> Non
 
 def test_the_checks_a_bad_client_could_grow_memory_with_are_flagged() -> None:
     flagged = {check.name for check in CHECKS if check.measures_memory}
-    assert {"never-reads", "huge-length", "slow-sender", "violation-content-too-large"} == flagged
+    assert {
+        "never-reads",
+        "never-reads-small-window",
+        "many-large-requests",
+        "huge-length",
+        "slow-sender",
+        "violation-content-too-large",
+    } == flagged
 
 
 def test_new_checks_cover_encodings_codecs_header_values_and_binary() -> None:

@@ -31,8 +31,7 @@
 --     direction is parsed any more (a length-prefixed stream cannot resynchronise,
 --     docs/PROTOCOL.md#f5), as in the codec.
 
-local lpjson = Proto("lpjson", "Length-prefixed JSON (Real Python socket guide)")
-local lpjson_eos = Proto("lpjson_eos", "lpjson end-of-stream check")
+local lpjson = Proto("lpjson", "Length-prefixed JSON")
 
 local DEFAULT_PORT = 65432
 local DEFAULT_MAX_CONTENT_LENGTH = 1048576
@@ -52,6 +51,16 @@ f.text = ProtoField.string("lpjson.text", "Content text", base.UNICODE)
 f.violation = ProtoField.string("lpjson.violation", "Violation")
 f.unparsed = ProtoField.bytes("lpjson.unparsed", "Not parsed (after a protocol error)")
 f.missing = ProtoField.uint32("lpjson.missing", "Bytes missing", base.DEC)
+f.gap = ProtoField.bytes("lpjson.gap", "Data after a gap in the TCP stream (not parsed)")
+f.request = ProtoField.bool("lpjson.request", "Request")
+f.response = ProtoField.bool("lpjson.response", "Response")
+f.response_in = ProtoField.framenum("lpjson.response_in", "Response in frame", base.NONE, frametype.RESPONSE)
+f.request_in = ProtoField.framenum("lpjson.request_in", "Request in frame", base.NONE, frametype.REQUEST)
+f.time = ProtoField.relative_time("lpjson.time", "Time since request")
+f.action = ProtoField.string("lpjson.action", "Action", base.UNICODE)
+f.value = ProtoField.string("lpjson.value", "Value", base.UNICODE)
+f.result = ProtoField.string("lpjson.result", "Result", base.UNICODE)
+f.error = ProtoField.string("lpjson.error", "Error", base.UNICODE)
 
 -- One expert item per violation class of harness/errors.py (the code is the suffix),
 -- one per error code of docs/PROTOCOL.md#error-codes.
@@ -83,7 +92,11 @@ local ex_truncated = ProtoExpert.new("lpjson.truncated",
     "Message cut short: TCP reassembly is off or segments are missing", expert.group.REASSEMBLE, WARN)
 local ex_after_error = ProtoExpert.new("lpjson.after_error",
     "Data after a protocol error: the stream cannot be resynchronised", expert.group.SEQUENCE, expert.severity.NOTE)
+local ex_gap = ProtoExpert.new("lpjson.gap_in_stream",
+    "Gap in the TCP stream (segments missing, or out of order with TCP's \"Reassemble out-of-order segments\" off): not parsed",
+    expert.group.REASSEMBLE, WARN)
 lpjson.experts[#lpjson.experts + 1] = ex_truncated
+lpjson.experts[#lpjson.experts + 1] = ex_gap
 lpjson.experts[#lpjson.experts + 1] = ex_after_error
 
 lpjson.prefs.port = Pref.uint("TCP port", DEFAULT_PORT, "TCP port of lpjson (other ports: the heuristic)")
@@ -92,6 +105,9 @@ lpjson.prefs.max_content_length = Pref.uint("Maximum content length", DEFAULT_MA
 
 local f_tcp_fin = Field.new("tcp.flags.fin")
 local f_tcp_seq = Field.new("tcp.seq")
+local f_tcp_syn = Field.new("tcp.flags.syn")
+local f_tcp_ack = Field.new("tcp.flags.ack")
+local f_tcp_lost_segment = Field.new("tcp.analysis.lost_segment")
 
 local json_dissector = Dissector.get("json")
 
@@ -543,6 +559,21 @@ local function read_content(raw, encoding)
     return value, text
 end
 
+-- The same content (a repeated request or answer) is read once: the last few verdicts are kept.
+local content_memo, content_memo_size = {}, 0
+
+local function read_content_cached(raw, encoding)
+    if #raw > 4096 then return read_content(raw, encoding) end
+    local key = encoding .. "\0" .. raw
+    local hit = content_memo[key]
+    if hit then return hit[1], hit[2], hit[3] end
+    local value, text_or_code, reason = read_content(raw, encoding)
+    if content_memo_size >= 256 then content_memo, content_memo_size = {}, 0 end
+    content_memo[key] = { value, text_or_code, reason }
+    content_memo_size = content_memo_size + 1
+    return value, text_or_code, reason
+end
+
 ---------------------------------------------------------------------------------------
 -- Info column
 ---------------------------------------------------------------------------------------
@@ -582,14 +613,18 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Per-stream state. The first pass records, per direction of each TCP stream, where a
--- violation happened (frame number and the message's ordinal within the frame), the bytes
--- consumed by whole messages, and what the pending message needs; later passes (the GUI
--- re-dissecting a packet) read the same decisions back.
+-- violation or a gap happened (frame number and the message's ordinal within the frame),
+-- the bytes consumed by whole messages, what the pending message needs, and the number of
+-- each message within its direction (request k is answered by response k, in order, as
+-- the protocol has one response per request); later passes (the GUI re-dissecting a
+-- packet) read the same decisions back.
 ---------------------------------------------------------------------------------------
 
-local streams = {}
+local streams = {}        -- direction key -> state of that direction
+local conversations = {}  -- conversation key -> { client =, requests = {}, responses = {} }
+local messages = {}       -- "frame:ordinal" -> { request =, k =, conv = } (first pass)
 local eos_reports = {}
-local frame_ctx = { number = -1, ordinal = 0, info = {} }
+local frame_ctx = { number = -1, ordinal = 0, info = {}, marker = nil }
 
 local function last_value(field)
     local all = { field() }
@@ -599,16 +634,50 @@ end
 
 -- Keyed by the 4-tuple from pinfo: field extractors (tcp.stream) are empty when a pass
 -- builds no tree (tshark -2's first pass), and the key must be the same in every pass.
+local function endpoint(address, port)
+    return tostring(address) .. "/" .. tostring(port)
+end
+
+-- A frame carries one direction: its key is built once per frame (and pass).
+local key_frame, key_cached, key_visited = -1, nil, nil
+
 local function direction_key(pinfo)
-    return tostring(pinfo.src) .. "/" .. tostring(pinfo.src_port) .. ">" .. tostring(pinfo.dst) .. "/" ..
-        tostring(pinfo.dst_port)
+    local number, visited = pinfo.number, pinfo.visited
+    if number ~= key_frame or visited ~= key_visited then
+        key_cached = endpoint(pinfo.src, pinfo.src_port) .. ">" .. endpoint(pinfo.dst, pinfo.dst_port)
+        key_frame, key_visited = number, visited
+    end
+    return key_cached
+end
+
+local function conversation(pinfo)
+    local a, b = endpoint(pinfo.src, pinfo.src_port), endpoint(pinfo.dst, pinfo.dst_port)
+    local key = a < b and (a .. "|" .. b) or (b .. "|" .. a)
+    local conv = conversations[key]
+    if not conv then
+        conv = { requests = {}, responses = {} }
+        conversations[key] = conv
+    end
+    return conv
+end
+
+-- The client is the side that sent the SYN; lacking that (a capture started mid-stream),
+-- the side that is not on the lpjson port, or else the side with the higher (ephemeral) port.
+local function sends_requests(pinfo, conv)
+    local src = endpoint(pinfo.src, pinfo.src_port)
+    if conv.client then return conv.client == src end
+    local port = lpjson.prefs.port
+    if pinfo.dst_port == port then return true end
+    if pinfo.src_port == port then return false end
+    return pinfo.src_port > pinfo.dst_port
 end
 
 local function direction_state(pinfo)
     local key = direction_key(pinfo)
     local st = streams[key]
     if not st then
-        st = { consumed = 0, need = 0 }
+        local conv = conversation(pinfo)
+        st = { consumed = 0, need = 0, count = 0, conv = conv, request = sends_requests(pinfo, conv) }
         streams[key] = st
     end
     return st
@@ -629,8 +698,11 @@ end
 
 function lpjson.init()
     streams = {}
+    key_frame, key_cached, key_visited = -1, nil, nil
+    conversations = {}
+    messages = {}
     eos_reports = {}
-    frame_ctx = { number = -1, ordinal = 0, info = {} }
+    frame_ctx = { number = -1, ordinal = 0, info = {}, marker = nil }
 end
 
 ---------------------------------------------------------------------------------------
@@ -642,13 +714,15 @@ local function add_violation(item, code, reason, range)
     item:add_proto_expert_info(experts[code], code .. ": " .. reason)
 end
 
--- The Info column lists every message of the frame; it is rewritten whole each time, as
--- the JSON dissector writes to it too.
-local function set_info(pinfo, ordinal, text)
-    if ordinal == 1 then frame_ctx.info = {} end
+-- The Info column lists every message of the frame after the frame's marker (a frame
+-- carries one direction); it is rewritten whole each time, as the JSON dissector writes to
+-- it too.
+local function set_info(pinfo, ordinal, text, marker)
+    if ordinal == 1 then frame_ctx.info = {}; frame_ctx.marker = marker end
     frame_ctx.info[#frame_ctx.info + 1] = text
-    pinfo.cols.protocol = "lpjson"
-    pinfo.cols.info = concat(frame_ctx.info, ", ")
+    pinfo.cols.protocol = "LPJSON"
+    local m = frame_ctx.marker
+    pinfo.cols.info = (m and (m .. ": ") or "") .. concat(frame_ctx.info, ", ")
 end
 
 local function add_string(item, field, tvb, span, offset, value)
@@ -658,34 +732,87 @@ local function add_string(item, field, tvb, span, offset, value)
     return item:add(field, value)
 end
 
+-- Request k and response k of a conversation point at each other; the number k is taken in
+-- the first pass and read back later.
+local function link(st, pinfo, ordinal, item)
+    local key = pinfo.number .. ":" .. ordinal
+    local m = messages[key]
+    if not m then
+        if pinfo.visited then return end
+        st.count = st.count + 1
+        m = { request = st.request, k = st.count, conv = st.conv }
+        messages[key] = m
+        local side = m.request and st.conv.requests or st.conv.responses
+        side[m.k] = { frame = pinfo.number, time = pinfo.rel_ts }
+    end
+    if m.request then
+        item:add(f.request, true):set_hidden()
+        local answer = m.conv.responses[m.k]
+        if answer then item:add(f.response_in, answer.frame):set_generated() end
+    else
+        item:add(f.response, true):set_hidden()
+        local asked = m.conv.requests[m.k]
+        if asked then
+            item:add(f.request_in, asked.frame):set_generated()
+            local delta = pinfo.rel_ts - asked.time
+            local secs = math.floor(delta)
+            item:add(f.time, NSTime.new(secs, math.floor((delta - secs) * 1e9 + 0.5))):set_generated()
+        end
+    end
+end
+
+local SHOWN_KEYS = { { "action", "action" }, { "value", "value" }, { "result", "result" }, { "error", "error" } }
+
+-- lpjson.action, .value, .result, .error: the content's top-level keys users look for. A
+-- string shows as its text, anything else as its JSON literal.
+local function add_content_keys(item, value, text, crange)
+    if json_type(value) ~= "obj" then return end
+    local map, span = value.map, value.span
+    for _, pair in ipairs(SHOWN_KEYS) do
+        local v = map[pair[1]]
+        if v ~= nil then
+            local s = span[pair[1]]
+            local shown = type(v) == "string" and v or sub(text, s[1], s[2])
+            if crange and text == crange:raw() then
+                item:add(f[pair[2]], crange(s[1] - 1, s[2] - s[1] + 1), shown)
+            else
+                item:add(f[pair[2]], shown)
+            end
+        end
+    end
+end
+
 local function dissect_message(tvb, pinfo, tree)
     enter_frame(pinfo)
     frame_ctx.ordinal = frame_ctx.ordinal + 1
     local ordinal = frame_ctx.ordinal
     local st = direction_state(pinfo)
+    local marker = st.request and "Request" or "Response"
     local len = tvb:len()
 
     if after_error(st, pinfo, ordinal) then
-        local item = tree:add(lpjson, tvb(), "lpjson: " .. len .. " bytes after a protocol error (not parsed)")
+        local item = tree:add(lpjson, tvb(), "Length-prefixed JSON, " .. len .. " bytes after a protocol error (not parsed)")
         item:add(f.unparsed, tvb())
         item:add_proto_expert_info(ex_after_error)
-        set_info(pinfo, ordinal, "[" .. len .. " bytes after a protocol error]")
+        set_info(pinfo, ordinal, "[" .. len .. " bytes after a protocol error]", marker)
         return len
     end
 
     -- Without reassembly (or with segments missing) the stream offsets are lost: no
     -- end-of-stream verdict for this direction then.
     local function cut_short(item)
+        item:set_text("Length-prefixed JSON, " .. marker .. ", cut short")
         item:add_proto_expert_info(ex_truncated)
-        set_info(pinfo, ordinal, "[message cut short]")
+        set_info(pinfo, ordinal, "[message cut short]", marker)
         if not pinfo.visited then st.lost = true end
         return len
     end
 
     local function failed(item, code, reason, range, consumed)
         add_violation(item, code, reason, range)
-        item:append_text(" [" .. code .. "]")
-        set_info(pinfo, ordinal, "[" .. code .. "] " .. shorten(reason, 80))
+        item:set_text("Length-prefixed JSON, " .. marker .. " [" .. code .. "]")
+        link(st, pinfo, ordinal, item)
+        set_info(pinfo, ordinal, "[" .. code .. "] " .. shorten(reason, 80), marker)
         if not pinfo.visited then st.failed = { frame = pinfo.number, ordinal = ordinal } end
         return consumed
     end
@@ -707,22 +834,25 @@ local function dissect_message(tvb, pinfo, tree)
     end
     local hrange = tvb(2, hlen)
     local raw = hrange:raw()
-    item:add_packet_field(f.header, hrange, ENC_UTF_8)
+    local hitem = item:add_packet_field(f.header, hrange, ENC_UTF_8)
     local info, code, reason = check_header_cached(raw, lpjson.prefs.max_content_length)
     if code then
         return failed(item, code, reason, hrange, 2 + hlen)
     end
     local header = info.value
-    add_string(item, f.byteorder, tvb, header.span["byteorder"], 2, header.map["byteorder"])
-    local ctype, encoding = header.map["content-type"], header.map["content-encoding"]
-    add_string(item, f.content_type, tvb, header.span["content-type"], 2, ctype)
-    add_string(item, f.content_encoding, tvb, header.span["content-encoding"], 2, encoding)
-    local span = header.span["content-length"]
-    item:add(f.content_length, tvb(2 + span[1] - 1, span[2] - span[1] + 1), UInt64(info.length))
-    for _, key in ipairs(header.keys) do
-        if key ~= "byteorder" and key ~= "content-type" and key ~= "content-encoding" and key ~= "content-length" then
-            local ks = header.span[key]
-            add_string(item, f.extension, tvb, ks, 2, key .. ": " .. sub(raw, ks[1], ks[2]))
+    local hmap, hspan = header.map, header.span
+    add_string(hitem, f.byteorder, tvb, hspan["byteorder"], 2, hmap["byteorder"])
+    local ctype, encoding = hmap["content-type"], hmap["content-encoding"]
+    add_string(hitem, f.content_type, tvb, hspan["content-type"], 2, ctype)
+    add_string(hitem, f.content_encoding, tvb, hspan["content-encoding"], 2, encoding)
+    local span = hspan["content-length"]
+    hitem:add(f.content_length, tvb(2 + span[1] - 1, span[2] - span[1] + 1), UInt64(info.length))
+    if #header.keys > 4 then
+        for _, key in ipairs(header.keys) do
+            if key ~= "byteorder" and key ~= "content-type" and key ~= "content-encoding" and key ~= "content-length" then
+                local ks = hspan[key]
+                add_string(hitem, f.extension, tvb, ks, 2, key .. ": " .. sub(raw, ks[1], ks[2]))
+            end
         end
     end
 
@@ -732,31 +862,39 @@ local function dissect_message(tvb, pinfo, tree)
         return cut_short(item)
     end
     local crange = clen > 0 and tvb(2 + hlen, clen) or nil
-    if crange then item:add(f.content, crange) else item:add(f.content, tvb(2 + hlen, 0)) end
     local value, content_error
     if ctype == "text/json" then
         local text_or_code, creason
-        value, text_or_code, creason = read_content(crange and crange:raw() or "", encoding)
+        local craw = crange and crange:raw() or ""
+        value, text_or_code, creason = read_content_cached(craw, encoding)
         if value == nil then
+            item:add(f.content, crange or tvb(2 + hlen, 0))
             add_violation(item, text_or_code, creason, crange)
-            item:append_text(" [" .. text_or_code .. "]")
             content_error = text_or_code
         else
+            -- valid JSON content shows as its JSON subtree only; the bytes stay filterable
+            item:add(f.content, crange or tvb(2 + hlen, 0)):set_hidden()
             local text = text_or_code
-            if encoding:lower() ~= "utf-8" and encoding:lower() ~= "ascii" then
-                item:add(f.text, crange, text)
-            end
+            add_content_keys(item, value, text, crange)
+            if text ~= craw then item:add(f.text, crange, text) end
             if crange and json_dissector then
                 local ctvb = crange:tvb()
-                if text ~= crange:raw() then ctvb = ByteArray.new(text, true):tvb("Decoded content") end
+                if text ~= craw then ctvb = ByteArray.new(text, true):tvb("Decoded content") end
                 pcall(json_dissector.call, json_dissector, ctvb, pinfo, item)
             end
         end
+    else
+        item:add(f.content, crange or tvb(2 + hlen, 0))
     end
+    link(st, pinfo, ordinal, item)
     local line = summary(ctype, encoding, clen, value)
-    if content_error then line = "[" .. content_error .. "] " .. line end
-    item:append_text(": " .. line)
-    set_info(pinfo, ordinal, line)
+    if content_error then
+        item:set_text("Length-prefixed JSON, " .. marker .. " [" .. content_error .. "]: " .. line)
+        line = "[" .. content_error .. "] " .. line
+    else
+        item:set_text("Length-prefixed JSON, " .. marker .. ": " .. line)
+    end
+    set_info(pinfo, ordinal, line, marker)
     if not pinfo.visited then st.consumed = st.consumed + 2 + hlen + clen end
     return 2 + hlen + clen
 end
@@ -784,13 +922,29 @@ local function message_length(tvb, pinfo, offset)
     return total
 end
 
+-- A gap in the TCP stream (a segment missing, or one arriving out of order while TCP does
+-- not reassemble out-of-order segments) loses the message boundaries: from there on the
+-- direction is lost data, shown but not parsed, with no end-of-stream verdict.
+local function dissect_gap(tvb, pinfo, tree, st)
+    local len = tvb:len()
+    local item = tree:add(lpjson, tvb(), "Length-prefixed JSON, " .. len .. " bytes after a gap in the TCP stream (not parsed)")
+    item:add(f.gap, tvb())
+    item:add_proto_expert_info(ex_gap)
+    pinfo.cols.protocol = "LPJSON"
+    pinfo.cols.info = (st.request and "Request" or "Response") .. ": [" .. len .. " bytes after a gap in the TCP stream]"
+    return len
+end
+
 local function dissect_stream(tvb, pinfo, tree)
-    direction_state(pinfo) -- even a stream that never completes a prefix has an end-of-stream verdict
+    local st = direction_state(pinfo) -- even a stream that never completes a prefix has an end-of-stream verdict
+    if st.gap and pinfo.number >= st.gap then return dissect_gap(tvb, pinfo, tree, st) end
+    if not pinfo.visited and f_tcp_lost_segment() then
+        st.gap, st.lost = pinfo.number, true
+        return dissect_gap(tvb, pinfo, tree, st)
+    end
     dissect_tcp_pdus(tvb, tree, 2, message_length, dissect_message)
     return tvb:len()
 end
-
-lpjson.dissector = dissect_stream
 
 ---------------------------------------------------------------------------------------
 -- Heuristic for other ports: a plausible prefix, then (after JSON whitespace) '{'; when
@@ -821,11 +975,12 @@ end
 lpjson:register_heuristic("tcp", heuristic)
 
 ---------------------------------------------------------------------------------------
--- End of stream: a FIN while a message is incomplete is the codec's IncompleteMessage
--- (docs/PROTOCOL.md#f4).
+-- Every frame, after the other dissectors (lpjson is its own postdissector, so that the
+-- check is no second protocol): the SYN names the client of a conversation, and a FIN
+-- while a message is incomplete is the codec's IncompleteMessage (docs/PROTOCOL.md#f4).
 ---------------------------------------------------------------------------------------
 
-function lpjson_eos.dissector(tvb, pinfo, tree)
+local function postdissect(pinfo, tree)
     frame_ctx.number = -1 -- the next dissection of any frame starts counting messages afresh
     local report = eos_reports[pinfo.number]
     if report == nil then
@@ -834,8 +989,12 @@ function lpjson_eos.dissector(tvb, pinfo, tree)
         local fin, seq = last_value(f_tcp_fin), last_value(f_tcp_seq)
         if fin == nil or seq == nil then return end
         report = false
-        local st = streams[direction_key(pinfo)]
-        if fin and st and not st.failed and not st.lost then
+        if not pinfo.visited and last_value(f_tcp_syn) and not last_value(f_tcp_ack) then
+            local conv = conversation(pinfo)
+            conv.client = conv.client or endpoint(pinfo.src, pinfo.src_port)
+        end
+        local st = fin and streams[direction_key(pinfo)]
+        if st and not st.failed and not st.lost then
             local received = seq - 1 - st.consumed
             if received > 0 then
                 local expected = received < 2 and 2 or st.need
@@ -847,15 +1006,26 @@ function lpjson_eos.dissector(tvb, pinfo, tree)
     if report then
         local reason = "stream ended inside a message: it needs " .. report.expected .. " bytes, " ..
             report.received .. " came (message at stream offset " .. report.offset .. ")"
-        local item = tree:add(lpjson, "lpjson: incomplete message [incomplete-message]")
+        local item = tree:add(lpjson, "Length-prefixed JSON, incomplete message [incomplete-message]")
         add_violation(item, "incomplete-message", reason)
         item:add(f.missing, report.expected - report.received):set_generated()
-        pinfo.cols.info:append(" [lpjson incomplete-message: " .. report.received .. " of " ..
+        pinfo.cols.info:append(" [LPJSON incomplete-message: " .. report.received .. " of " ..
             report.expected .. " bytes]")
     end
 end
 
-register_postdissector(lpjson_eos)
+-- Called from the TCP port table, or as the postdissector with the whole frame (the only
+-- call whose Tvb starts the frame with nothing to desegment: TCP's payload is a part of
+-- the frame, and a reassembled PDU comes with desegmentation allowed).
+function lpjson.dissector(tvb, pinfo, tree)
+    if tvb:offset() == 0 and tvb:len() == pinfo.caplen and pinfo.can_desegment == 0 then
+        postdissect(pinfo, tree)
+        return 0
+    end
+    return dissect_stream(tvb, pinfo, tree)
+end
+
+register_postdissector(lpjson)
 
 ---------------------------------------------------------------------------------------
 -- Registration and preferences

@@ -62,7 +62,8 @@ class Dissected:
     ``kind`` is ``"message"`` (a framed message; ``violation`` may then name a
     content error), ``"violation"`` (a framing or header violation, or the
     stream ending inside a message), ``"after-error"`` (bytes after a
-    violation) or ``"truncated"`` (a message cut short by missing segments).
+    violation), ``"truncated"`` (a message cut short by missing segments) or
+    ``"gap"`` (bytes after a gap in the TCP stream, not parsed).
     ``sender`` is ``"ADDRESS:PORT"`` of the frame's source.
     """
 
@@ -145,8 +146,21 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _lpjson_fields(item: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
+    """The lpjson fields of a tree item and of its lpjson subtrees (the header's fields sit
+    under the header item, as ``lpjson.header_tree``), flattened."""
+    for key, value in item.items():
+        if not key.startswith("lpjson."):
+            continue
+        if key.endswith("_tree") and isinstance(value, dict):
+            _lpjson_fields(value, into)
+        else:
+            into[key] = value
+    return into
+
+
 def _record(frame: int, stream: int, sender: str, item: dict[str, Any]) -> Dissected:
-    fields = {k: v for k, v in item.items() if k.startswith("lpjson.")}
+    fields = _lpjson_fields(item, {})
     experts = [
         k
         for e in _as_list(item.get("_ws.expert"))
@@ -156,6 +170,8 @@ def _record(frame: int, stream: int, sender: str, item: dict[str, Any]) -> Disse
     ]
     if "lpjson.unparsed" in fields:
         kind = "after-error"
+    elif "lpjson.gap" in fields:
+        kind = "gap"
     elif "lpjson.content" in fields:
         kind = "message"
     elif "lpjson.violation" in fields:

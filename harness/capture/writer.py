@@ -5,7 +5,9 @@ handshake, the data of every ``send()`` cut into MSS-sized segments, the peer's
 ACKs (every second segment and after each send), and the FIN teardown, with
 correct sequence and acknowledgement numbers, IPv4 or IPv6, and checksums
 computed by scapy. Timestamps are fixed (they start at :data:`EPOCH_US` and
-advance by fixed steps) so one input always gives the same file, byte for byte.
+advance by fixed steps) so one input always gives the same file, byte for byte;
+a :class:`Send` may carry the time it really happened (``at_us``), as the
+probe's recorded chunks do, and its segments are then timestamped there.
 
 The simplest call writes one exchange::
 
@@ -55,6 +57,7 @@ __all__ = [
     "session_packets",
     "write_session",
     "write_sessions",
+    "write_sessions_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,8 @@ SERVER: Direction = "server"
 EPOCH_US = 1_704_067_200_000_000
 #: Time between two packets of a session, and the pause before a retransmission.
 PACKET_GAP_US = 100
+#: The same, in a session whose sends carry their real times.
+TIMED_PACKET_GAP_US = 1
 RETRANSMIT_GAP_US = 200_000
 HANDSHAKE_RTT_US = 2_000
 #: Pause between two sessions of one file.
@@ -84,15 +89,24 @@ LINKTYPE_ETHERNET = 1
 
 @dataclass(frozen=True)
 class Send:
-    """What one ``send()`` of ``direction`` carried, with an optional note for its first segment."""
+    """What one ``send()`` of ``direction`` carried, with an optional note for its first segment.
+
+    ``at_us``: when it happened, in microseconds after the connection was established
+    (the handshake's last ACK); the send's first segment is then timestamped there (or
+    just after the previous packet, if that is later). ``None``: right after the previous
+    packet.
+    """
 
     direction: Direction
     data: bytes
     note: str = ""
+    at_us: int | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in (CLIENT, SERVER):
             raise ValueError(f"direction must be 'client' or 'server', not {self.direction!r}")
+        if self.at_us is not None and self.at_us < 0:
+            raise ValueError(f"at_us must be >= 0, not {self.at_us}")
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,7 @@ class _Segment:
     note: str = ""
     pause_us: int = 0  # extra time before this packet
     fin: bool = False
+    at_us: int | None = None  # not before this time after the handshake (the send's first segment)
 
 
 def _other(direction: Direction) -> Direction:
@@ -224,7 +239,8 @@ def _plan(session: Session) -> list[_Segment]:
                 note += f" (segment {number + 1} of {len(pieces)})"
             if number == 0 and send.note:
                 note = f"{send.note}; {note}"
-            plan.append(_Segment(sender, start, piece, "PA" if last else "A", note))
+            at_us = send.at_us if number == 0 else None
+            plan.append(_Segment(sender, start, piece, "PA" if last else "A", note, at_us=at_us))
             offsets[sender] += len(piece)
             if number % 2 == 1 and not last:
                 plan.append(ack(receiver))  # delayed ACK: every second full segment
@@ -341,12 +357,16 @@ def session_packets(
 
     packets: list[CapturedPacket] = []
     now = start_us
+    # sends at their real times: the packets between them a microsecond apart, so that
+    # they do not push a send that really followed within PACKET_GAP_US
+    timed = any(isinstance(s, Send) and s.at_us is not None for s in session.sends)
+    gap = TIMED_PACKET_GAP_US if timed else PACKET_GAP_US
 
     def emit(data: bytes, comments: list[str], pause: int = 0) -> None:
         nonlocal now
         now += pause
         packets.append(CapturedPacket(now, data, [c for c in comments if c]))
-        now += PACKET_GAP_US
+        now += gap
 
     mss_option = [("MSS", min(session.mss, 65495))]
     emit(frame(CLIENT, "S", isn[CLIENT], None, options=mss_option), [session.comment, "client opens (SYN)"])
@@ -354,6 +374,7 @@ def session_packets(
     # from a retransmission
     emit(frame(SERVER, "SA", isn[SERVER], isn[CLIENT] + 1, options=mss_option), [], HANDSHAKE_RTT_US)
     emit(frame(CLIENT, "A", isn[CLIENT] + 1, isn[SERVER] + 1), [])
+    established_us = now - gap
 
     received = {CLIENT: _Receiver(), SERVER: _Receiver()}  # keyed by the receiving side
     sent_end = {CLIENT: 0, SERVER: 0}
@@ -363,6 +384,8 @@ def session_packets(
         ack_offset = received[sender].next + (1 if received[sender].fin else 0)
         seq = isn[sender] + 1 + seg.seq_offset
         ack = isn[receiver] + 1 + ack_offset
+        if seg.at_us is not None:
+            now = max(now, established_us + seg.at_us)
         emit(frame(sender, seg.flags, seq, ack, seg.payload), [seg.note], seg.pause_us)
         if seg.payload:
             end = seg.seq_offset + len(seg.payload)
@@ -427,6 +450,27 @@ def write_sessions(path: str | Path, sessions: Iterable[Session], start_us: int 
         packets += frames
         now = frames[-1].time_us + SESSION_GAP_US
     Path(path).write_bytes(pcapng_bytes(packets))
+    log.debug("wrote %d frames to %s", len(packets), path)
+    return len(packets)
+
+
+def write_sessions_at(
+    path: str | Path, timed: Iterable[tuple[int, Session]], start_us: int = EPOCH_US
+) -> int:
+    """Write sessions that overlap in time into ``path`` (pcapng); return the frame count.
+
+    Each ``(offset_us, session)`` opens (its SYN) ``offset_us`` microseconds after
+    ``start_us``; the frames of all sessions are merged in time order (a tie keeps the
+    order of ``timed``). Sessions without a ``client_port`` get 49152, 49153, ... in order.
+    """
+    packets: list[tuple[int, int, CapturedPacket]] = []
+    for number, (offset_us, session) in enumerate(timed):
+        if offset_us < 0:
+            raise ValueError(f"session {number + 1}: offset_us must be >= 0, not {offset_us}")
+        port = session.client_port if session.client_port is not None else FIRST_CLIENT_PORT + number % 16_000
+        packets += [(p.time_us, number, p) for p in session_packets(session, start_us + offset_us, port)]
+    packets.sort(key=lambda entry: (entry[0], entry[1]))
+    Path(path).write_bytes(pcapng_bytes(p for _, _, p in packets))
     log.debug("wrote %d frames to %s", len(packets), path)
     return len(packets)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import resource
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +27,16 @@ requests/s, latency p50/p90/p99/max and errors. Every well-formed lpjson message
 back counts as an answer; an error message from the server counts as an error.
 Without HOST PORT, the reference server (`harness serve`) is started in a child process
 on 127.0.0.1 and a free port, so that it and the generator each get a core.
-A status line goes to stderr every second. Exit status: 0 when every request was
-answered without error, 1 when there were errors or no answers, 2 on bad usage.
+A status line goes to stderr every second.
+
+--rate R sends R requests/s in all (wrk2's fixed arrival rate) instead of replacing each
+answer at once: each request's latency counts from the time it was due, so a server
+that stalls shows in the percentiles. The thresholds (--max-p99, --max-p999,
+--max-errors, --min-rps) make a missed limit exit 1, the summary saying which.
+
+Exit status: 0 when every request was answered without error and every threshold was
+met; 1 when there were errors or no answers, a threshold was missed, or the target
+could not be reached (one line, before any load); 2 on bad usage.
 """
 
 
@@ -55,11 +65,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "pattern, a new connection for every request (-d is ignored)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds without an answer before a connection "
-        "counts as timed out and is reopened (default 5)",
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds without an answer before a connection counts as timed out and is reopened (default 5)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="a fixed arrival rate: R requests/s across all connections, latency from each "
+        "request's intended send time (pipeline mode; -d bounds the requests in flight per connection)",
+    )
+    parser.add_argument("--max-p99", type=float, metavar="MS", help="exit 1 if p99 latency exceeds MS")
+    parser.add_argument("--max-p999", type=float, metavar="MS", help="exit 1 if p99.9 latency exceeds MS")
+    parser.add_argument("--max-errors", type=int, metavar="N", help="exit 1 if there are more than N errors")
+    parser.add_argument("--min-rps", type=float, metavar="R", help="exit 1 if fewer than R answers/s")
     parser.add_argument("--uvloop", action="store_true", help="run the generator on uvloop")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the result as one JSON object to FILE (no FILE or -: stdout, instead of the summary)",
+    )
+    parser.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write one row per status interval and a total row to FILE (- for stdout)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.set_defaults(func=run)
 
@@ -73,6 +107,7 @@ def _status_printer(stream: Any) -> Any:
         line = (
             f"{status.elapsed:6.1f}s {phase:9} {status.interval_rate:11,.0f} req/s  p99 {p99:>10}  "
             f"answers {status.answers:,}  errors {status.errors}  open {status.open_connections}"
+            + (f"  waiting {status.waiting:,}" if status.waiting else "")
         )
         stream.write(("\r" + line + "\x1b[K") if live else line + "\n")
         stream.flush()
@@ -88,23 +123,68 @@ def _raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
-def _report(result: LoadResult, args: argparse.Namespace, started_server: bool) -> None:
-    if args.json:
+def _report(result: LoadResult, args: argparse.Namespace, started_server: bool, missed: list[str]) -> int:
+    """Print and write the result; return 1 if a file could not be written, else 0."""
+    if args.json is not None:
         data = result.to_json()
         data["server"] = "reference (started by harness load)" if started_server else "external"
-        print(json.dumps(data))
-    else:
+        data["thresholds_missed"] = missed
+        text = json.dumps(data)
+        if args.json == "-":
+            print(text)
+        elif not _write(args.json, text + "\n"):
+            return 1
+    if args.json != "-":
         print(result.summary())
+        for line in missed:
+            print(f"threshold missed: {line}")
+    if args.csv is not None:
+        if args.csv == "-":
+            result.write_csv(sys.stdout)
+        else:
+            buffer = io.StringIO()
+            result.write_csv(buffer)
+            if not _write(args.csv, buffer.getvalue()):
+                return 1
+    return 0
+
+
+def _write(path: str, text: str) -> bool:
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+    except OSError as exc:
+        print(f"harness load: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
+def _reachable(host: str, port: int, timeout: float) -> str | None:
+    """None if ``host:port`` accepts a connection, else why not (one line)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer to a connect within {timeout:g} s (connect-timeout)"
+    except ConnectionRefusedError:
+        return "connection refused (connect-refused)"
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.load import LoadConfig, ServerProcess, run_load
+    from harness.load import LoadConfig, ServerProcess, Thresholds, run_load
 
     if (args.host is None) != (args.port is None):
         print("harness load: give both HOST and PORT, or neither", file=sys.stderr)
         return 2
     if args.uvloop:
         require("--uvloop", "uvloop")
+    try:
+        thresholds = Thresholds(args.max_p99, args.max_p999, args.max_errors, args.min_rps)
+    except ValueError as exc:
+        print(f"harness load: {exc}", file=sys.stderr)
+        return 2
     server: ServerProcess | None = None
     try:
         if args.host is None:
@@ -128,17 +208,24 @@ def run(args: argparse.Namespace) -> int:
                 warmup=args.warmup,
                 mode=args.mode,
                 timeout=args.timeout,
+                rate=args.rate,
             )
         except ValueError as exc:
             print(f"harness load: {exc}", file=sys.stderr)
             return 2
+        why = _reachable(host, port, args.timeout)
+        if why is not None:
+            print(f"harness load: cannot reach {host}:{port}: {why}", file=sys.stderr)
+            return 1
         _raise_fd_limit(args.connections + 64)
         progress = None if args.quiet else _status_printer(sys.stderr)
         result = run_load(config, progress, use_uvloop=args.uvloop)
         if progress is not None and sys.stderr.isatty():
             sys.stderr.write("\n")
-        _report(result, args, server is not None)
+        missed = thresholds.missed(result)
+        if _report(result, args, server is not None, missed):
+            return 1
     finally:
         if server is not None:
             server.stop()
-    return 0 if result.answers and not result.errors_total else 1
+    return 0 if result.answers and not result.errors_total and not missed else 1

@@ -21,6 +21,11 @@ client side of one TCP session, so that it can be opened in Wireshark with the l
 dissector. By default the whole stream goes out in one send() (cut into MSS-sized
 segments on the wire); --chunk N sends N bytes at a time, --cuts A,B,... cuts the stream
 at those offsets. With --respond the reference server's answers are included, send by send.
+
+--fuzz-input reads FILE as a fuzzer input (fuzz/fuzz_decoder.py, fuzz/fuzz_server.py,
+their crash-* files): the chunking header and the cut deltas come first, then the
+stream; the client sends exactly the input's chunks (empty chunks send nothing).
+An input that asks for no end of stream (flag 0x40) leaves the client's side open.
 """
 
 
@@ -54,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cutting = bytes_parser.add_mutually_exclusive_group()
     cutting.add_argument("--chunk", type=int, metavar="N", help="send N bytes at a time")
     cutting.add_argument("--cuts", metavar="A,B,...", help="cut the stream at these byte offsets")
+    cutting.add_argument(
+        "--fuzz-input",
+        action="store_true",
+        help="FILE is a fuzzer input: send its stream in its chunks (see harness.fuzzing.FuzzInput)",
+    )
     bytes_parser.add_argument(
         "--respond", action="store_true", help="add the reference server's answers after each send"
     )
@@ -95,6 +105,33 @@ def split(data: bytes, chunk: int | None, cuts: str | None) -> list[bytes]:
     return [data]
 
 
+def fuzz_input_chunks(data: bytes) -> tuple[list[bytes], bool, str]:
+    """A fuzzer input's client sends, whether the client ends its stream, and what the input says.
+
+    The chunks are the input's stream cut at the input's cut points
+    (:class:`harness.fuzzing.FuzzInput`), the very chunks the fuzzers feed.
+    """
+    from harness.fuzzing.input import FLAG_ALTERNATE, FLAG_CYCLE, FLAG_SMALL_LIMITS, FuzzInput
+    from harness.fuzzing.input import split as split_input
+
+    fuzz = FuzzInput.decode(data)
+    chunks = split_input(fuzz.payload, fuzz.cuts)
+    flags = [
+        name
+        for bit, name in (
+            (FLAG_SMALL_LIMITS, "small limits (content-length <= 100)"),
+            (FLAG_ALTERNATE, "no end of stream (server) / receive_data()+next_message() (decoder)"),
+            (FLAG_CYCLE, "cut deltas repeated"),
+        )
+        if fuzz.flags & bit
+    ]
+    note = (
+        f"fuzz input: {len(fuzz.deltas)} cut delta(s), {len(fuzz.payload)}-byte stream in "
+        f"{len(chunks)} chunk(s)" + (f"; flags: {', '.join(flags)}" if flags else "")
+    )
+    return chunks, not fuzz.flags & FLAG_ALTERNATE, note
+
+
 def run_from_bytes(args: argparse.Namespace) -> int:
     require("the pcap command", "scapy")
     from harness.capture.samples import conversation
@@ -106,13 +143,22 @@ def run_from_bytes(args: argparse.Namespace) -> int:
         print(f"harness pcap from-bytes: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        chunks = split(data, args.chunk, args.cuts)
-        comment = args.comment or f"the bytes of {args.file}"
+        closes = True
+        note = ""
+        if args.fuzz_input:
+            chunks, closes, note = fuzz_input_chunks(data)
+            # Empty chunks carry no segment; a stream with none at all still gets its session.
+            chunks = [c for c in chunks if c] or [b""]
+        else:
+            chunks = split(data, args.chunk, args.cuts)
+        comment = args.comment or f"the bytes of {args.file}" + (f" ({note})" if note else "")
         options = {"comment": comment, "server_port": args.port, "ipv6": args.ipv6, "mss": args.mss}
         if args.respond:
-            session = conversation(chunks, **options)
-        else:
+            session = conversation(chunks, client_closes=closes, **options)
+        elif closes:
             session = Session([Send(CLIENT, c) for c in chunks], **options)
+        else:
+            session = Session([Send(CLIENT, c) for c in chunks], close=None, **options)
     except ValueError as exc:
         print(f"harness pcap from-bytes: {exc}", file=sys.stderr)
         return 2
@@ -122,5 +168,6 @@ def run_from_bytes(args: argparse.Namespace) -> int:
         print(f"harness pcap from-bytes: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         return 1
     sends = "1 send" if len(chunks) == 1 else f"{len(chunks)} sends"
-    print(f"{args.out}: {len(data)} bytes in {sends}, {frames} frames")
+    size = sum(len(c) for c in chunks)
+    print(f"{args.out}: {size} bytes in {sends}, {frames} frames" + (f" ({note})" if note else ""))
     return 0

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from harness.probe.checks import Check
     from harness.probe.profiles import Profile
     from harness.probe.runner import Target
+    from harness.supervise import ServerUnderTest
 
 DESCRIPTION = """\
 Check a server that claims to speak lpjson (docs/PROTOCOL.md) and give a verdict, check by
@@ -55,9 +56,17 @@ class _OneLineErrors(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        # `-- CMD ARGS...` is the server to start: everything after the first `--` is kept
+        # whole (options of the server's own included) and never parsed here.
+        words = list(sys.argv[1:] if args is None else args)
+        command: list[str] | None = None
+        if "--" in words:
+            at = words.index("--")
+            words, command = words[:at], words[at + 1 :]
         # As a subcommand, unknown options would go back to the top-level parser, whose
         # error prints the whole usage: refuse them here, in one line.
-        parsed, extras = super().parse_known_args(args, namespace)
+        parsed, extras = super().parse_known_args(words, namespace)
+        parsed.server_command = command
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, extras
@@ -140,6 +149,48 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "and exit",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    supervised = parser.add_argument_group(
+        "the server under test (-- CMD ARGS...)",
+        "harness probe [options] -- CMD ARGS... starts CMD itself, {host} and {port} in its "
+        "arguments replaced, and watches it check by check: a crash fails the check as unsafe "
+        "(and CMD is started again), what it prints is attached to the check, a Python "
+        "traceback fails the check, and its memory is sampled during the checks where a bad "
+        "client could grow it.",
+    )
+    supervised.add_argument(
+        "--host",
+        dest="server_host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="the address that replaces {host} (default 127.0.0.1)",
+    )
+    supervised.add_argument(
+        "--port",
+        dest="server_port",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the port that replaces {port} (default: a free port)",
+    )
+    supervised.add_argument(
+        "--start-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long CMD may take to accept a connection (default 10)",
+    )
+    supervised.add_argument(
+        "--rss-limit",
+        type=float,
+        default=64.0,
+        metavar="MIB",
+        help="RSS growth of CMD (and its children) during one check that fails it as unsafe (default 64)",
+    )
+    supervised.add_argument(
+        "--allow-tracebacks",
+        action="store_true",
+        help="a Python traceback printed by CMD does not fail the check (it is still attached)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -200,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"PORT must be 1-65535, not {args.port}")
     if not 0 < args.timeout < math.inf:  # NaN and inf would reach Thread.join() and raise there
         return _usage("--timeout must be > 0 and finite")
+    if args.server_command is not None:
+        return _probe_command(args.server_command, checks, profile, app, args)
     if args.host is None:
         if args.protocol != "lpjson":
             return _usage(
@@ -213,9 +266,63 @@ def run(args: argparse.Namespace) -> int:
     return _probe(Target(args.host, args.port), checks, profile, app, args)
 
 
-def _probe(target: Target, checks: list[Check], profile: Profile, app: App, args: argparse.Namespace) -> int:
+def _probe_command(
+    command: list[str], checks: list[Check], profile: Profile, app: App, args: argparse.Namespace
+) -> int:
+    """Start ``command``, probe it under the process monitor, stop it."""
+    from harness.probe.runner import Target
+    from harness.supervise import MiB, ServerStartError, ServerUnderTest
+
+    if not command:
+        return _usage("give the server's command after --: harness probe -- CMD ARGS...")
+    if args.host is not None:
+        return _usage("give HOST PORT or -- CMD ARGS..., not both")
+    if not 0 <= args.server_port < 65536:
+        return _usage(f"--port must be 0-65535, not {args.server_port}")
+    if not 0 < args.start_timeout < math.inf:
+        return _usage("--start-timeout must be > 0 and finite")
+    if not 0 < args.rss_limit < math.inf:
+        return _usage("--rss-limit must be > 0 and finite (MiB)")
+    try:
+        server = ServerUnderTest(
+            command,
+            host=args.server_host,
+            port=args.server_port,
+            start_timeout=args.start_timeout,
+            rss_limit=int(args.rss_limit * MiB),
+            allow_tracebacks=args.allow_tracebacks,
+        )
+    except ValueError as exc:
+        return _usage(str(exc))
+    try:
+        server.start()
+    except ServerStartError as exc:
+        print(f"harness probe: the server under test did not start: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # --host that does not resolve, or no free port on it
+        server.stop()
+        print(f"harness probe: cannot start the server under test: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        host, port = server.address
+        if not args.quiet:
+            print(f"started {server!r} (pid {server.pid})", file=sys.stderr, flush=True)
+        return _probe(Target(host, port), checks, profile, app, args, server=server)
+    finally:
+        server.stop()
+
+
+def _probe(
+    target: Target,
+    checks: list[Check],
+    profile: Profile,
+    app: App,
+    args: argparse.Namespace,
+    server: ServerUnderTest | None = None,
+) -> int:
     from harness.probe.report import (
         breaks,
+        format_attachments,
         format_progress,
         format_table,
         rerun_command,
@@ -223,6 +330,9 @@ def _probe(target: Target, checks: list[Check], profile: Profile, app: App, args
         write_captures,
     )
     from harness.probe.runner import CheckResult, reachable, run_checks
+    from harness.probe.supervised import run_supervised
+
+    command = tuple(server.command) if server is not None else None
 
     why = reachable(target, max(1.0, 2.0 * args.timeout))
     if why is not None:
@@ -242,12 +352,14 @@ def _probe(target: Target, checks: list[Check], profile: Profile, app: App, args
                 profile=profile.name,
                 app=app.name,
                 protocol=args.protocol,
+                command=command,
             )
             line += f"\n      {result.detail}"
             if result.cause is None:
                 line += f"\n      {breaks(check.rule)}"
                 if check.hint:
                     line += f"\n      hint: {check.hint}"
+            line += "".join(f"\n      {text}" for text in format_attachments(result))
             line += f"\n      rerun: {rerun}"
         print(line, file=sys.stderr, flush=True)
 
@@ -258,16 +370,36 @@ def _probe(target: Target, checks: list[Check], profile: Profile, app: App, args
             file=sys.stderr,
             flush=True,
         )
-    probe = run_checks(
-        checks,
-        target,
-        seed=args.seed,
-        scale=args.timeout,
-        progress=progress,
-        profile=profile,
-        app=app,
-        protocol=args.protocol,
-    )
+    if server is None:
+        probe = run_checks(
+            checks,
+            target,
+            seed=args.seed,
+            scale=args.timeout,
+            progress=progress,
+            profile=profile,
+            app=app,
+            protocol=args.protocol,
+        )
+    else:
+        probe, observer = run_supervised(
+            checks,
+            server,
+            seed=args.seed,
+            scale=args.timeout,
+            progress=progress,
+            profile=profile,
+            app=app,
+            protocol=args.protocol,
+        )
+        if not args.quiet and observer.restarts:
+            plural = "s" if observer.restarts != 1 else ""
+            print(f"the server under test was restarted {observer.restarts} time{plural}", file=sys.stderr)
+        if observer.start_error is not None:
+            print(
+                f"harness probe: the server under test did not start again: {observer.start_error}",
+                file=sys.stderr,
+            )
     captures: dict[str, Path] = {}
     if args.pcap_dir is not None:
         try:

@@ -139,10 +139,44 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="info",
         help="logging level on stderr (default info)",
     )
+    parser.add_argument(
+        "--chaos",
+        metavar="KIND",
+        help="misbehave on purpose, for manual work with a client: answer every request the way "
+        "the probe-client check KIND does (split-prefix, drip, violation-duplicate-key, huge-length, "
+        "close-early, reset, silent, ...; `harness probe-client --list`); only --host, --port and "
+        "--log-level apply",
+    )
     parser.set_defaults(func=run)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from harness.clientprobe.chaos import serve_chaos
+
+    def ready(address: tuple[str, int]) -> None:
+        print(f"Listening on {address[0]}:{address[1]}", flush=True)
+
+    try:
+        serve_chaos(args.chaos, args.host, args.port, ready)
+    except ValueError as exc:
+        print(f"harness serve: --chaos: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"harness serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.chaos is not None:
+        logging.basicConfig(
+            level=getattr(logging, args.log_level.upper()),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        return _chaos(args)
     if args.loop == "uvloop":
         require("--loop uvloop", "uvloop")
     logging.basicConfig(

@@ -22,6 +22,8 @@ The modules: :mod:`~harness.load.config` (what a run is given and gives back),
 :mod:`~harness.load.histogram`, :mod:`~harness.load.answers` (verdicts on
 responses), :mod:`~harness.load.state` (what a run's connections share),
 :mod:`~harness.load.pipeline`, :mod:`~harness.load.oneshot`,
+:mod:`~harness.load.rate` (a fixed arrival rate, latency from the intended send
+time), :mod:`~harness.load.thresholds` (pass/fail limits),
 :mod:`~harness.load.run` (:func:`run_load`), :mod:`~harness.load.process` (a
 server in a child process) and :mod:`~harness.load.hostile` (the hostile mix).
 
@@ -31,13 +33,16 @@ Library code here logs; :func:`run_load` reports progress through a callback and
 
 from __future__ import annotations
 
-from harness.load.config import MODES, LoadConfig, LoadResult, LoadStatus, default_requests
+from harness.load.config import CSV_COLUMNS, MODES, LoadConfig, LoadResult, LoadStatus, default_requests
 from harness.load.histogram import LatencyHistogram
 from harness.load.hostile import HostileMix, HostileResult, run_hostile_mix, run_hostile_mix_async
 from harness.load.process import ServerProcess
+from harness.load.rate import RateScheduler
 from harness.load.run import run_load, run_load_async
+from harness.load.thresholds import Thresholds
 
 __all__ = [
+    "CSV_COLUMNS",
     "MODES",
     "HostileMix",
     "HostileResult",
@@ -45,7 +50,9 @@ __all__ = [
     "LoadConfig",
     "LoadResult",
     "LoadStatus",
+    "RateScheduler",
     "ServerProcess",
+    "Thresholds",
     "default_requests",
     "run_hostile_mix",
     "run_hostile_mix_async",

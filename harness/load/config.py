@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from harness.frames import DEFAULT_MAX_CONTENT_LENGTH
 from harness.load.histogram import LatencyHistogram
 from harness.message import Message
 
-__all__ = ["MODES", "LoadConfig", "LoadResult", "LoadStatus", "default_requests"]
+__all__ = ["CSV_COLUMNS", "MODES", "LoadConfig", "LoadResult", "LoadStatus", "default_requests"]
 
 #: The client patterns: long-lived pipelined connections, or the guide's one request per connection.
 MODES = ("pipeline", "connect-per-request")
@@ -43,10 +44,19 @@ class LoadConfig:
     #: Write the requests that replace a batch of answers in one write (True), or each in
     #: its own write, as a client that sends a request whenever an answer arrives (False).
     coalesce: bool = True
+    #: A fixed arrival rate, requests/s across all connections (pipeline mode), latency counted
+    #: from each request's intended send time (:mod:`harness.load.rate`); None: closed loop,
+    #: every answer replaced at once by a new request.
+    rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.rate is not None:
+            if not self.rate > 0 or math.isinf(self.rate):
+                raise ValueError(f"the rate must be a positive number of requests/s, not {self.rate}")
+            if self.mode != "pipeline":
+                raise ValueError("a fixed rate needs the pipeline mode")
         if self.connections < 1 or self.depth < 1:
             raise ValueError("connections and depth must be >= 1")
         # (written so that NaN fails too: a NaN timer would never end the run)
@@ -67,6 +77,45 @@ class LoadStatus:
     interval_p99_ms: float  # p99 latency over the last interval (nan if none)
     errors: int
     open_connections: int
+    interval_p50_ms: float = math.nan
+    interval_p999_ms: float = math.nan
+    #: With a fixed rate: requests due but not sent yet (every connection was at its depth).
+    waiting: int = 0
+
+    def csv_row(self) -> list[str]:
+        """This interval as a row of :data:`CSV_COLUMNS`."""
+        return [
+            f"{self.elapsed:.3f}",
+            "measuring" if self.measuring else "warmup",
+            f"{self.interval_rate:.1f}",
+            _ms(self.interval_p50_ms),
+            _ms(self.interval_p99_ms),
+            _ms(self.interval_p999_ms),
+            str(self.answers),
+            str(self.errors),
+            str(self.open_connections),
+            str(self.waiting),
+        ]
+
+
+#: The columns of ``harness load --csv``: one row per status interval, then one ``total`` row
+#: for the measured window (``elapsed_s`` is then its length, ``requests_per_s`` the answers/s).
+CSV_COLUMNS = (
+    "elapsed_s",
+    "phase",
+    "requests_per_s",
+    "p50_ms",
+    "p99_ms",
+    "p999_ms",
+    "answers",
+    "errors",
+    "open_connections",
+    "waiting",
+)
+
+
+def _ms(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.4f}"
 
 
 @dataclass
@@ -83,6 +132,12 @@ class LoadResult:
     sent: int
     errors: dict[str, int]
     latency: LatencyHistogram = field(repr=False)
+    #: The fixed arrival rate asked for (requests/s), or None for the closed loop.
+    rate: float | None = None
+    #: With a fixed rate: requests that fell due but were never sent (the server fell behind).
+    waiting: int = 0
+    #: Every status interval of the run, warm-up included.
+    intervals: list[LoadStatus] = field(default_factory=list, repr=False)
 
     @property
     def requests_per_second(self) -> float:
@@ -93,13 +148,14 @@ class LoadResult:
         return sum(self.errors.values())
 
     def latency_ms(self) -> dict[str, float]:
-        """p50/p90/p99 (within 1.6%), max and mean latency in ms (nan when nothing was answered)."""
+        """p50/p90/p99/p99.9 (within 1.6%), max and mean latency in ms (nan when nothing was answered)."""
         hist = self.latency
         empty = not hist.count
         return {
             "p50": hist.percentile(50) / 1e6,
             "p90": hist.percentile(90) / 1e6,
             "p99": hist.percentile(99) / 1e6,
+            "p99.9": hist.percentile(99.9) / 1e6,
             "max": float("nan") if empty else hist.max / 1e6,
             "mean": hist.mean / 1e6,
         }
@@ -111,6 +167,7 @@ class LoadResult:
             "mode": self.mode,
             "connections": self.connections,
             "depth": self.depth,
+            "rate": self.rate,
             "duration_s": round(self.duration, 3),
             "answers": self.answers,
             "sent": self.sent,
@@ -118,14 +175,43 @@ class LoadResult:
             "latency_ms": latency,
             "errors": dict(sorted(self.errors.items())),
             "errors_total": self.errors_total,
+            "waiting": self.waiting,
         }
+
+    def write_csv(self, stream: Any) -> None:
+        """The status intervals and a ``total`` row, as :data:`CSV_COLUMNS` (header first)."""
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for status in self.intervals:
+            writer.writerow(status.csv_row())
+        lat = self.latency_ms()
+        total = LoadStatus(
+            elapsed=self.duration,
+            measuring=True,
+            answers=self.answers,
+            interval_rate=self.requests_per_second,
+            interval_p99_ms=lat["p99"],
+            errors=self.errors_total,
+            open_connections=0,
+            interval_p50_ms=lat["p50"],
+            interval_p999_ms=lat["p99.9"],
+            waiting=self.waiting,
+        ).csv_row()
+        total[1] = "total"
+        total[8] = ""
+        writer.writerow(total)
 
     def summary(self) -> str:
         lat = self.latency_ms()
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
+        rate = "" if self.rate is None else f" rate={self.rate:g}/s"
+        waiting = (
+            f"\n{self.waiting} request(s) due but never sent: the server fell behind" if self.waiting else ""
+        )
+        since = "" if self.rate is None else " (from the intended send time)"
         return (
-            f"{self.mode} {self.host}:{self.port}  c={self.connections} d={self.depth}  "
+            f"{self.mode} {self.host}:{self.port}  c={self.connections} d={self.depth}{rate}  "
             f"{self.duration:.1f}s: {self.answers} answers, {self.requests_per_second:,.0f} req/s\n"
-            f"latency p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f} ms  p99 {lat['p99']:.3f} ms  "
-            f"max {lat['max']:.3f} ms\nerrors: {errors}"
+            f"latency{since} p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f} ms  p99 {lat['p99']:.3f} ms  "
+            f"p99.9 {lat['p99.9']:.3f} ms  max {lat['max']:.3f} ms\nerrors: {errors}{waiting}"
         )

@@ -53,7 +53,8 @@ class LatencyHistogram:
         """The nearest-rank ``pct`` percentile (the middle of its bucket, never above max); nan if empty."""
         if not self.count:
             return float("nan")
-        rank = max(1, math.ceil(pct / 100 * self.count))
+        # (rounded first: 99.9 / 100 * 1000 is 999.0000000000001 in floating point, not 999)
+        rank = max(1, math.ceil(round(pct / 100 * self.count, 6)))
         seen = 0
         for index, n in enumerate(self.buckets):
             seen += n

@@ -71,11 +71,27 @@ class PipelineClient(asyncio.Protocol):
         if run.measuring:
             run.sent += k
 
+    def send_due(self, due: list[int]) -> None:
+        """Send ``len(due)`` requests in one write; their latency counts from the times ``due``."""
+        run = self.run
+        i = self.index
+        k = len(due)
+        assert self.transport is not None
+        self.transport.write(run.ring[run.offsets[i] : run.offsets[i + k]])
+        self.index = (i + k) % run.n_requests
+        self.sent_at.extend([t, 1] for t in due)
+        self.in_flight += k
+        if run.measuring:
+            run.sent += k
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self.run.clients.add(self)
         self.last_activity = _now()
-        self._send(self.run.config.depth)
+        if self.run.scheduler is not None:
+            self.run.scheduler.dispatch()
+        else:
+            self._send(self.run.config.depth)
 
     def data_received(self, data: bytes) -> None:
         run = self.run
@@ -147,7 +163,10 @@ class PipelineClient(asyncio.Protocol):
             for kind in errors:
                 run.errors[kind] += 1
         if run.sending:
-            self._send(count)
+            if run.scheduler is not None:
+                run.scheduler.dispatch()
+            else:
+                self._send(count)
         elif not self.in_flight:
             self.close()
 

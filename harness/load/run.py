@@ -12,6 +12,7 @@ from harness.load.config import LoadConfig, LoadResult, LoadStatus
 from harness.load.histogram import LatencyHistogram
 from harness.load.oneshot import oneshot_worker
 from harness.load.pipeline import pipeline_worker
+from harness.load.rate import RateScheduler
 from harness.load.state import RunState
 
 __all__ = ["run_load", "run_load_async"]
@@ -46,31 +47,39 @@ async def run_load_async(
         run.measuring = True
     finished = asyncio.Event()
     stop_handle = loop.call_later(config.warmup + config.duration, finished.set)
+    if config.rate is not None:
+        run.scheduler = RateScheduler(run, config.rate, start)
+        run.scheduler.begin()
     tasks = [asyncio.create_task(worker(run, i)) for i in range(config.connections)]
     tick = min(0.25, config.status_interval)
     next_status = start + int(config.status_interval * 1e9)
     last_seen = 0
     last_latency = LatencyHistogram()
     last_status = start
+    intervals: list[LoadStatus] = []
     try:
         while not finished.is_set():
             now = _now()
             for client in list(run.clients):
                 client.check_timeout(now)
-            if progress is not None and now >= next_status:
+            if now >= next_status:
                 recent = run.latency.since(last_latency)
                 seconds = (now - last_status) / 1e9
-                progress(
-                    LoadStatus(
-                        elapsed=(now - start) / 1e9,
-                        measuring=run.measuring,
-                        answers=run.answers,
-                        interval_rate=(run.seen - last_seen) / seconds if seconds > 0 else 0.0,
-                        interval_p99_ms=recent.percentile(99) / 1e6,
-                        errors=sum(run.errors.values()),
-                        open_connections=len(run.clients),
-                    )
+                status = LoadStatus(
+                    elapsed=(now - start) / 1e9,
+                    measuring=run.measuring,
+                    answers=run.answers,
+                    interval_rate=(run.seen - last_seen) / seconds if seconds > 0 else 0.0,
+                    interval_p99_ms=recent.percentile(99) / 1e6,
+                    errors=sum(run.errors.values()),
+                    open_connections=len(run.clients),
+                    interval_p50_ms=recent.percentile(50) / 1e6,
+                    interval_p999_ms=recent.percentile(99.9) / 1e6,
+                    waiting=run.scheduler.waiting if run.scheduler is not None else 0,
                 )
+                intervals.append(status)
+                if progress is not None:
+                    progress(status)
                 last_seen = run.seen
                 last_latency = run.latency.copy()
                 last_status = now
@@ -81,6 +90,10 @@ async def run_load_async(
         end = _now()
         window = run.latency.since(before_window)
         run.sending = False
+        waiting = 0
+        if run.scheduler is not None:
+            run.scheduler.stop()
+            waiting = run.scheduler.waiting
         stop_handle.cancel()
         if measuring_handle is not None:
             measuring_handle.cancel()
@@ -102,6 +115,9 @@ async def run_load_async(
         sent=run.sent,
         errors=dict(run.errors),
         latency=window,
+        rate=config.rate,
+        waiting=waiting,
+        intervals=intervals,
     )
 
 

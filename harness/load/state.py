@@ -12,6 +12,7 @@ from harness.load.histogram import LatencyHistogram
 
 if TYPE_CHECKING:
     from harness.load.pipeline import PipelineClient
+    from harness.load.rate import RateScheduler
 
 __all__ = ["RunState"]
 
@@ -42,6 +43,8 @@ class RunState:
         self.errors: Counter[str] = Counter()
         self.latency = LatencyHistogram()  # every answer's latency, warm-up included
         self.clients: set[PipelineClient] = set()
+        #: With a fixed arrival rate (``config.rate``): what releases the requests.
+        self.scheduler: RateScheduler | None = None
         reqs = list(config.requests)
         n = len(reqs)
         extended = [reqs[j % n] for j in range(n + max(config.depth, 1))]

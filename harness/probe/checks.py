@@ -113,6 +113,10 @@ class CheckContext:
     profile: Profile = STRICT
     app: App | None = None
     quick: bool = False
+    #: A process monitor samples the server's memory around the check (``harness probe --
+    #: CMD``): the checks that exist to grow a bad server's memory then push hard; without
+    #: one they only do what the wire can judge, briefly.
+    monitored: bool = False
     #: Verdict notes a check adds on passing (``"closes after one answer"``).
     notes: list[str] = field(default_factory=list)
 
@@ -123,9 +127,9 @@ class CheckContext:
             seconds = min(seconds, QUICK_WAIT)
         return min(seconds * self.scale, max(0.0, self.recorder.deadline - time.monotonic()))
 
-    def connect(self, label: str = "") -> WireConnection:
+    def connect(self, label: str = "", *, rcvbuf: int | None = None) -> WireConnection:
         try:
-            return self.recorder.connect(label)
+            return self.recorder.connect(label, rcvbuf=rcvbuf)
         except CheckTimeout:
             raise
         except TimeoutError:
@@ -598,16 +602,39 @@ def _check_slow_sender(ctx: CheckContext) -> str:
 
 
 def _check_never_reads(ctx: CheckContext) -> str:
+    return _never_reads(ctx, limit=32 << 20, seconds=1.5)
+
+
+#: The receive buffer of the small-window non-reader: its answers back up in the server at once.
+SMALL_RCVBUF = 16 << 10
+
+
+def _check_never_reads_small_window(ctx: CheckContext) -> str:
+    # A server without backpressure may stall for a second while it answers its backlog
+    # before it only reads: a send blocked that long is not yet backpressure.
+    if not ctx.monitored:
+        detail = _never_reads(ctx, limit=32 << 20, seconds=1.0, rcvbuf=SMALL_RCVBUF)
+        return f"{detail} (memory not measured: no process monitor)"
+    return _never_reads(ctx, limit=96 << 20, seconds=8.0, rcvbuf=SMALL_RCVBUF, blocked_after=1.0)
+
+
+def _never_reads(
+    ctx: CheckContext, *, limit: int, seconds: float, rcvbuf: int | None = None, blocked_after: float = 0.2
+) -> str:
+    """A client sends requests for up to ``seconds`` (or ``limit`` bytes) and reads nothing;
+    others must still be served. With a small ``rcvbuf`` the kernel holds almost none of
+    the answers, so a server without backpressure holds them all: its memory grows at the
+    rate it answers, which the process monitor's RSS bound sees."""
     request = search("needle")
     block = request.encode() * 1000
-    limit = 32 << 20
-    reader = ctx.connect("client that never reads")
+    label = "client that never reads" + (f" (SO_RCVBUF {rcvbuf >> 10} KiB)" if rcvbuf else "")
+    reader = ctx.connect(label, rcvbuf=rcvbuf)
     sent = 0
     blocked = closed = False
     started = time.monotonic()
-    while sent < limit and time.monotonic() - started < ctx.bound(1.5):
+    while sent < limit and time.monotonic() - started < ctx.bound(seconds):
         try:
-            if not reader.send(block, timeout=ctx.bound(0.2)):
+            if not reader.send(block, timeout=ctx.bound(blocked_after)):
                 closed = True
                 break
         except CheckTimeout:
@@ -630,7 +657,40 @@ def _check_never_reads(ctx: CheckContext) -> str:
         how = "until the server closed the connection"
     else:
         how = "without being stopped"
-    return f"a client that never reads sent {sent >> 10} KiB of requests {how}; others still served"
+    who = "a client that never reads" + (f" (receive buffer {rcvbuf >> 10} KiB)" if rcvbuf else "")
+    return f"{who} sent {sent >> 10} KiB of requests {how}; others still served"
+
+
+#: The content of each request of the many-large-requests check: under the spec's default limit.
+_LARGE_CONTENT = 1000 << 10
+_LARGE_COUNT = 96
+
+
+def _check_many_large_requests(ctx: CheckContext) -> str:
+    """96 binary requests of 1000 KiB (94 MiB in all), each on a connection of its own:
+    a server that keeps what it read (a log of requests, a buffer never trimmed) grows by
+    all of it, which the process monitor's RSS bound sees; one that forgets a request once
+    answered stays flat."""
+    request = binary(bytes(range(256)) * (_LARGE_CONTENT // 256))
+    raw = request.encode()
+    answered = 0
+    count = _LARGE_COUNT if ctx.monitored else 4
+    for index in range(count):
+        # (a connection each: pipelining and one request per connection are other checks' matter)
+        label = f"large request {index + 1} of {count}"
+        conn = ctx.connect(label)
+        conn.send(raw)
+        bound = ctx.bound(3.0)
+        reading = conn.read_messages(1, bound)
+        if reading.messages and error_code(reading.messages[0]) == "content-too-large":
+            conn.close()
+            ctx.note("limit under 1000 KiB")
+            return f"requests of {_LARGE_CONTENT >> 10} KiB refused (content-too-large): a smaller limit"
+        verify_answers(reading, [request], label, bound, ctx)
+        answered += 1
+        conn.close()
+    detail = f"{answered} requests of {_LARGE_CONTENT >> 10} KiB ({answered * len(raw) >> 20} MiB) answered"
+    return detail if ctx.monitored else f"{detail} (memory not measured: no process monitor)"
 
 
 def _check_huge_length(ctx: CheckContext) -> str:
@@ -1137,6 +1197,21 @@ def lpjson_checks(app: App | str = "search") -> list[Check]:
             depends=basic,
         ),
         Check(
+            "search-no-value",
+            'search without a "value" gets "No match for \'None\'."'
+            if not echo
+            else 'search without a "value" is echoed',
+            3,
+            _answer_check(Message.from_json({"action": "search"}, byteorder=_BYTEORDER)),
+            "answers",
+            answers("A1"),
+            hint='a search without "value" has the value None: answer "No match for \'None\'." '
+            "(docs/PROTOCOL.md#a1), never let a missing key raise"
+            if not echo
+            else answer_hint,
+            depends=basic,
+        ),
+        Check(
             "binary",
             "a binary request gets its first 10 bytes back" if not echo else "a binary request is echoed",
             3,
@@ -1323,6 +1398,30 @@ def lpjson_checks(app: App | str = "search") -> list[Check]:
             hint="stop reading a connection while much of its output is unsent (backpressure) instead of "
             "buffering answers without bound",
             depends=basic,
+            measures_memory=True,
+        ),
+        Check(
+            "never-reads-small-window",
+            "a client with a 16 KiB receive buffer that never reads: others served, memory bounded",
+            12,
+            _check_never_reads_small_window,
+            "limits",
+            "L3",
+            hint="stop reading a connection while much of its output is unsent (pause reading, or "
+            "await drain()): answers to a peer that does not read must not pile up in memory",
+            depends=("never-reads",),
+            measures_memory=True,
+        ),
+        Check(
+            "many-large-requests",
+            "96 requests of 1000 KiB, a connection each, are answered; memory stays bounded",
+            12,
+            _check_many_large_requests,
+            "limits",
+            "L3",
+            hint="drop a request's bytes once it is answered: nothing a peer sent may be kept for the "
+            "life of the server",
+            depends=("split-content",),
             measures_memory=True,
         ),
         Check(

@@ -40,6 +40,11 @@ class Profile:
     any_codec: bool = False
     lax_header_values: bool = False
     errors_may_close: bool = False
+    #: The server may print a Python traceback for an error it answers by closing (the
+    #: guide's app-server prints one for every error): a supervised probe does not fail a
+    #: check for a traceback alone. Not a relaxation of a verdict on the wire: a crash, a
+    #: hang or memory growth still fails.
+    prints_tracebacks: bool = False
 
     def relaxes(self, flag: str) -> bool:
         """Whether this profile allows the relaxation ``flag`` (a key of :data:`RELAXATIONS`)."""
@@ -62,6 +67,7 @@ GUIDE = Profile(
     any_codec=True,
     lax_header_values=True,
     errors_may_close=True,
+    prints_tracebacks=True,
 )
 
 #: Every profile, by the name ``--profile`` takes.

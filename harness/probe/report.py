@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JSON_SCHEMA",
     "breaks",
+    "format_attachments",
     "format_progress",
     "format_root_causes",
     "format_table",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 _DETAIL_WIDTH = 72
+#: Lines of an attachment (the server's output) shown under a failed check in the table.
+_ATTACHED_SHOWN = 8
 #: Bytes of one connection written into a capture; the rest is left out (a non-reading client
 #: may have sent many megabytes).
 CAPTURE_LIMIT = 1 << 20
@@ -70,10 +74,12 @@ def rerun_command(
     profile: str = "strict",
     app: str = "search",
     protocol: str = "lpjson",
+    command: Sequence[str] | None = None,
 ) -> str:
-    """The one-line command that reruns just the check ``name``."""
+    """The one-line command that reruns just the check ``name`` (against a server it starts
+    itself when ``command`` is given: ``harness probe ... -- CMD ARGS...``)."""
     words = ["harness", "probe"]
-    if not target.embedded:
+    if not target.embedded and command is None:
         words += [target.host, str(target.port)]
     if protocol != "lpjson":
         words += ["--protocol", protocol]
@@ -84,6 +90,8 @@ def rerun_command(
     words += ["--check", name, "--seed", str(seed)]
     if scale != 1.0:
         words += ["--timeout", f"{scale:g}"]
+    if command is not None:
+        words += ["--", *command]
     return shlex.join(words)
 
 
@@ -97,7 +105,22 @@ def rerun_of(probe: ProbeResult, name: str) -> str:
         profile=probe.profile,
         app=probe.app,
         protocol=probe.protocol,
+        command=probe.command,
     )
+
+
+def format_attachments(result: CheckResult, lines: int = _ATTACHED_SHOWN) -> list[str]:
+    """A failed check's attachments for a person: each one's name, then its last ``lines``
+    lines, indented (nothing for a check that passed: its output is in --json and JUnit)."""
+    if result.status != "fail":
+        return []
+    shown: list[str] = []
+    for name, text in result.attachments.items():
+        body = text.splitlines()
+        cut = len(body) - lines
+        shown.append(f"{name}:" + (f" (last {lines} of {len(body)} lines)" if cut > 0 else ""))
+        shown += [f"  | {line}" for line in body[-lines:]]
+    return shown
 
 
 def format_root_causes(probe: ProbeResult) -> list[str]:
@@ -169,6 +192,7 @@ def format_table(probe: ProbeResult) -> str:
         lines += [indent + more for more in wrapped[1:]]
         if r.is_root_cause and r.rule is not None:
             lines += [indent + more for more in textwrap.wrap(breaks(r.rule), _DETAIL_WIDTH)]
+        lines += [indent + more for more in format_attachments(r)]
     lines.append("")
     roots = len(probe.root_causes)
     totals = f"{probe.passed} passed, {probe.failed} failed, {probe.skipped} skipped in {probe.seconds:.1f}s"
@@ -202,6 +226,7 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
         "app": probe.app,
         "seed": probe.seed,
         "timeout_scale": probe.scale,
+        "command": list(probe.command) if probe.command is not None else [],
         "checks": checks,
         "passed": probe.passed,
         "failed": probe.failed,
@@ -253,17 +278,51 @@ def transcript_session(transcript: Transcript, check: str, server_port: int, ipv
 
 
 def write_captures(probe: ProbeResult, directory: Path) -> dict[str, Path]:
-    """Write ``DIR/<check>.pcapng`` for each failing check; return check name -> path."""
-    from harness.capture.writer import write_sessions
+    """Write ``DIR/<check>.pcapng`` for each failing check; return check name -> path.
+
+    The capture puts the server on the lpjson dissector's registered port (65432,
+    ``harness.capture.writer.DEFAULT_SERVER_PORT``) whatever port it really listened
+    on, so Wireshark and tshark dissect it as lpjson with no option, even when the first
+    header is one the heuristic for other ports would reject; the real address and port
+    are in the comment of each connection's SYN. Every chunk is timestamped at the time
+    the probe sent or received it (each connection's handshake just before its first chunk).
+    """
+    from dataclasses import replace
+
+    from harness.capture.writer import DEFAULT_SERVER_PORT, Send, write_sessions_at
 
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
+    target = probe.target
+    ipv6 = ":" in target.host
+    where = f"[{target.host}]:{target.port}" if ipv6 else f"{target.host}:{target.port}"
+    moved = "" if target.port == DEFAULT_SERVER_PORT else f", shown as port {DEFAULT_SERVER_PORT}"
     for r in probe.results:
         if r.status != "fail" or not r.transcripts:
             continue
         path = directory / f"{r.name}.pcapng"
-        ipv6 = ":" in probe.target.host
-        sessions = [transcript_session(t, r.name, probe.target.port, ipv6) for t in r.transcripts]
-        write_sessions(path, sessions)
+        starts = [t.chunks[0].time for t in r.transcripts if t.chunks]
+        origin = min(starts) if starts else 0.0
+        timed = []
+        for transcript in r.transcripts:
+            session = transcript_session(transcript, r.name, target.port, ipv6)
+            first = transcript.chunks[0].time if transcript.chunks else origin
+            # transcript_session makes one Send per chunk, in order (up to its size limit)
+            sends = [
+                replace(send, at_us=_us(chunk.time - first)) if isinstance(send, Send) else send
+                for send, chunk in zip(session.sends, transcript.chunks, strict=False)
+            ]
+            session = replace(
+                session,
+                sends=sends,
+                server_port=DEFAULT_SERVER_PORT,
+                comment=f"{session.comment}; server {where}{moved}",
+            )
+            timed.append((_us(first - origin), session))
+        write_sessions_at(path, timed)
         written[r.name] = path
     return written
+
+
+def _us(seconds: float) -> int:
+    return max(0, round(seconds * 1_000_000))

@@ -90,6 +90,9 @@ class CheckResult:
     cause: str | None = None
     notes: list[str] = field(default_factory=list)
     attachments: dict[str, str] = field(default_factory=dict)
+    #: The check itself passed; a process monitor failed it (the server printed a traceback,
+    #: or its memory grew). Such a failure explains no other check's.
+    by_monitor: bool = False
 
     @property
     def is_root_cause(self) -> bool:
@@ -128,6 +131,9 @@ class ProbeResult:
     profile: str = "strict"
     app: str = "search"
     protocol: str = "lpjson"
+    #: The command of a server the probe started and supervised (``harness probe -- CMD``),
+    #: with its ``{host}``/``{port}`` placeholders; None for a target it was given.
+    command: tuple[str, ...] | None = None
 
     @property
     def passed(self) -> int:
@@ -160,7 +166,12 @@ class CheckObserver(Protocol):
     ``before`` and, in ``after``, attaches it to the result (``result.attachments``) or
     turns the result into a failure (a crash, a traceback, memory growth for a check with
     ``measures_memory``). Checks that run as consequences run concurrently: pass
-    ``workers=1`` to :func:`run_checks` when output must be told apart check by check."""
+    ``workers=1`` to :func:`run_checks` when output must be told apart check by check.
+
+    An observer may also have ``ready() -> str | None`` (optional, looked up with
+    ``getattr``): :func:`run_checks` then asks it, instead of opening a test connection,
+    whether the target accepts connections (None) or why not; a supervisor restarts its
+    server there when it finds it dead."""
 
     def before(self, check: Check) -> None: ...
 
@@ -185,17 +196,19 @@ def run_check(
     profile: Profile = STRICT,
     app: App | None = None,
     quick: bool = False,
+    monitored: bool = False,
 ) -> CheckResult:
     """Run one check against ``target`` within ``check.timeout * scale`` seconds.
 
     ``profile`` is the reading of the protocol it is judged by, ``app`` the application
     whose answers are expected (the search application by default); ``quick`` shortens
-    every wait (the check runs as a consequence of a failed dependency).
+    every wait (the check runs as a consequence of a failed dependency); ``monitored``
+    says a process monitor measures the server meanwhile (:attr:`CheckContext.monitored`).
     """
     bound = check.timeout * scale
     started = time.monotonic()
     recorder = Recorder(target.host, target.port, started + bound)
-    ctx = CheckContext(recorder, seed, scale, profile, app, quick)
+    ctx = CheckContext(recorder, seed, scale, profile, app, quick, monitored)
     outcome: list[CheckResult] = []
 
     def body() -> None:
@@ -242,9 +255,7 @@ def run_check(
         # A check of another protocol (harness.probe.echo) brings its own "still serving" probe.
         served: Callable[[CheckContext, str, str], None] = getattr(check, "still_served", still_served)
         try:
-            served(
-                CheckContext(after, seed, scale, profile, app, quick), "a fresh connection", "afterwards"
-            )
+            served(CheckContext(after, seed, scale, profile, app, quick), "a fresh connection", "afterwards")
         except (CheckFailed, CheckTimeout, OSError) as exc:
             why = exc.detail if isinstance(exc, CheckFailed) else str(exc)
             result.detail += f"; {why}"
@@ -304,6 +315,13 @@ def run_checks(
     lock = threading.Lock()
     down: str | None = None
 
+    # A supervisor knows better than a test connection whether its server is up (and restarts
+    # it when it is not); a test connection would also be output of the next check's.
+    ready: Callable[[], str | None] | None = getattr(observer, "ready", None)
+
+    def accepts() -> str | None:
+        return ready() if ready is not None else reachable(target, max(0.5, 2.0 * scale))
+
     def tell(check: Check, result: CheckResult | None) -> None:
         if progress is not None:
             with lock:
@@ -312,7 +330,9 @@ def run_checks(
     def run_one(check: Check, quick: bool) -> CheckResult:
         if observer is not None:
             observer.before(check)
-        result = run_check(check, target, seed, scale, profile=profile, app=app, quick=quick)
+        result = run_check(
+            check, target, seed, scale, profile=profile, app=app, quick=quick, monitored=observer is not None
+        )
         if observer is not None:
             observer.after(check, result)
         return result
@@ -321,7 +341,7 @@ def run_checks(
         for dep in check.depends:
             if dep in deferred:
                 return deferred[dep]
-            if dep in results and results[dep].status == "fail":
+            if dep in results and results[dep].status == "fail" and not results[dep].by_monitor:
                 return results[dep].cause or dep
         return None
 
@@ -332,16 +352,31 @@ def run_checks(
             continue
         tell(check, None)
         t0 = time.monotonic()
+        observed = False
         if down is None:
-            refused = reachable(target, max(0.5, 2.0 * scale))
+            refused = accepts()
             if refused is not None and results:
                 done = [r for r in results.values() if r.status != "skip"]
                 last = next((r.name for r in reversed(done) if r.status == "fail"), done[-1].name)
                 down = f"the target no longer accepts connections ({refused}) since {last!r}"
+        if observer is not None and down is None:
+            observer.before(check)
+            observed = True
         if down is not None:
             result = _skipped(check, down, time.monotonic() - t0)
         else:
-            result = run_one(check, quick=False)
+            result = run_check(
+                check,
+                target,
+                seed,
+                scale,
+                profile=profile,
+                app=app,
+                quick=False,
+                monitored=observer is not None,
+            )
+        if observer is not None and observed:
+            observer.after(check, result)
         log.info("%s: %s (%s)", check.name, result.status, result.detail)
         results[check.name] = result
         tell(check, result)
@@ -349,7 +384,7 @@ def run_checks(
     if deferred:
         later = [check for check in ordered if check.name in deferred]
         if down is None:
-            refused = reachable(target, max(0.5, 2.0 * scale))
+            refused = accepts()
             if refused is not None:
                 down = f"the target no longer accepts connections ({refused})"
 

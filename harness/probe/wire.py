@@ -149,12 +149,21 @@ class Recorder:
             raise CheckTimeout("the check's time bound ran out")
         return left
 
-    def connect(self, label: str = "", timeout: float | None = None) -> WireConnection:
-        """A new connection to the target (TCP_NODELAY, so each send leaves as its own segment)."""
+    def connect(
+        self, label: str = "", timeout: float | None = None, *, rcvbuf: int | None = None
+    ) -> WireConnection:
+        """A new connection to the target (TCP_NODELAY, so each send leaves as its own segment).
+
+        ``rcvbuf`` sets ``SO_RCVBUF`` before connecting (so the window the server sees is
+        small from the start): a client that never reads then holds little of its answers.
+        """
         with self._lock:
             label = label or f"connection {len(self.transcripts) + 1}"
         bound = self.remaining() if timeout is None else min(timeout, self.remaining())
-        sock = socket.create_connection((self.host, self.port), timeout=bound)
+        if rcvbuf is None:
+            sock = socket.create_connection((self.host, self.port), timeout=bound)
+        else:
+            sock = _connect_with_rcvbuf(self.host, self.port, bound, rcvbuf)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             local = sock.getsockname()
@@ -384,3 +393,19 @@ class WireConnection:
 
     def _record(self, outgoing: bool, data: bytes) -> None:
         self.transcript.chunks.append(Chunk(outgoing, data, self._recorder.elapsed()))
+
+
+def _connect_with_rcvbuf(host: str, port: int, timeout: float, rcvbuf: int) -> socket.socket:
+    """``socket.create_connection`` with ``SO_RCVBUF`` set before ``connect``."""
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error if error is not None else OSError(f"cannot resolve {host!r}")
