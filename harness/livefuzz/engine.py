@@ -17,6 +17,7 @@ programs that do something new.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -31,6 +32,9 @@ from harness.livefuzz.runner import CaseResult, Runner
 __all__ = ["Finding", "FuzzReport", "FuzzStats", "fuzz"]
 
 log = logging.getLogger(__name__)
+
+#: Bumped when the program strategy changes so much that stored examples mean other programs.
+DATABASE_FORMAT = 1
 
 
 @dataclass
@@ -156,9 +160,12 @@ def fuzz(
         print_blob=False,
         report_multiple_bugs=False,
     )
-    test = hypothesis_seed(seed)(configured(given(programs(runner.app, max_steps=max_steps))(case)))
-    # Failures found against one application and profile are kept apart from the others'.
-    test._hypothesis_internal_add_digest = f"{runner.app.name}/{runner.profile.name}".encode()  # type: ignore[attr-defined]
+    # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
+    test = configured(hypothesis_seed(seed)(given(programs(runner.app, max_steps=max_steps))(case)))
+    # One database key per application and profile (and format of programs): failures found
+    # against one are kept apart from the others', and survive edits of this module.
+    key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
+    test._hypothesis_internal_database_key = hashlib.sha256(key.encode()).digest()  # type: ignore[attr-defined]
     ended = "examples"
     failing_key: str | None = None
     try:

@@ -264,6 +264,14 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
         return data, describe_message(message)
 
     @st.composite
+    def binary_request(draw: st.DrawFn) -> tuple[bytes, str]:
+        # Binary content of any bytes, most of them not UTF-8 (docs/PROTOCOL.md#c5).
+        content = draw(st.binary(min_size=1, max_size=64))
+        kind = draw(st.sampled_from(["binary/custom-client-binary-type", "image/png", "application/octet-stream"]))
+        message = Message.from_bytes(content, content_type=kind, encoding="binary")
+        return draw(lst.wire_messages(message))[1], describe_message(message)
+
+    @st.composite
     def foreign_codec(draw: st.DrawFn) -> tuple[bytes, str]:
         codec = draw(st.sampled_from(FOREIGN_CODECS))
         value = draw(st.sampled_from(["morpheus", "ring", "🐶", "é"]) | text)
@@ -314,7 +322,7 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
         return message.encode(), f"bad content ({error.code}): {describe_message(message)}"
 
     item = st.one_of(
-        app_request(), valid_request(), violation(), bad_header_value(), bad_content(), foreign_codec()
+        app_request(), binary_request(), valid_request(), violation(), bad_header_value(), bad_content(), foreign_codec()
     )
 
     @st.composite

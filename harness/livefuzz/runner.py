@@ -218,6 +218,10 @@ class Runner:
 
         assert isinstance(mark, Mark)
         seen = server.observe(mark, wait=0.2 if not server.alive else 0.0)
+        if seen.problems and seen.death is None:
+            # A traceback is often the server's last words: give it a moment to die, so
+            # that the death is reported and the next case starts a fresh process.
+            seen = server.observe(mark, wait=0.5)
         if seen.problems:
             return "; ".join(seen.problems)
         rss = server.rss()
