@@ -24,7 +24,8 @@ from tests.zoo import ZOO
 
 SEARCH = Message.from_json({"action": "search", "value": "morpheus"}).encode()
 FLOAT_LENGTH = frame(
-    b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", "content-length": 41.0}',
+    b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
+    b'"content-length": 41.0}',
     b'{"action": "search", "value": "morpheus"}',
 )
 
@@ -86,7 +87,11 @@ def test_oracle_half_close_mid_message_owes_incomplete_message() -> None:
 @pytest.mark.parametrize(
     ("server", "program", "failure"),
     [
-        ("float_length_streams", [Send(0, FLOAT_LENGTH)], "expected the error message 'invalid-header-value'"),
+        (
+            "float_length_streams",
+            [Send(0, FLOAT_LENGTH)],
+            "expected the error message 'invalid-header-value'",
+        ),
         ("half_close_selectors", [Send(0, SEARCH), HalfClose(0)], "answer 1 of 1"),
         ("pipeline_drop_selectors", [Send(0, SEARCH + SEARCH)], "answer 2 of 2"),
     ],
@@ -177,15 +182,32 @@ def test_fuzz_finds_nothing_in_a_correct_server(
     assert out.startswith("no failure:")
 
 
-def test_fuzz_finds_nothing_in_the_reference_server(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_fuzz_finds_nothing_in_the_reference_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out = fuzz(capsys, tmp_path, "--max-time", "5", "--app", "echo")
     assert code == 0, out
-    code, out = fuzz(capsys, tmp_path, "--max-time", "5", "--", sys.executable, "-m", "harness", "serve",
-                     "--host", "{host}", "--port", "{port}")
+    code, out = fuzz(
+        capsys,
+        tmp_path,
+        "--max-time",
+        "5",
+        "--",
+        sys.executable,
+        "-m",
+        "harness",
+        "serve",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    )
     assert code == 0, out
 
 
-def test_the_example_database_replays_a_failure_first(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_the_example_database_replays_a_failure_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     command = zoo_command("float_length_streams")
     code, out = fuzz(capsys, tmp_path, "--max-time", "40", "--", *command)
     assert code == 1, out
@@ -196,16 +218,27 @@ def test_the_example_database_replays_a_failure_first(capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize(
     "args",
-    [["1", "2", "3"], ["localhost", "http"], ["--max-time", "0"], ["--app", "nope"], ["--profile", "x"], ["--"]],
+    [
+        ["1", "2", "3"],
+        ["localhost", "http"],
+        ["--max-time", "0"],
+        ["--app", "nope"],
+        ["--profile", "x"],
+        ["--"],
+    ],
 )
-def test_fuzz_usage_errors_are_one_line_and_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_fuzz_usage_errors_are_one_line_and_exit_2(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["fuzz", "server", *args])
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_replay_refuses_a_file_that_is_not_a_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_replay_refuses_a_file_that_is_not_a_replay(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"version": 99, "steps": []}')
     assert main(["replay", str(bad)]) == 2

@@ -34,9 +34,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("file", type=Path, metavar="FILE", help="a replay file (.harness/failure-*.json)")
     add_target_arguments(parser)
     parser.add_argument(
-        "--runs", type=int, default=3, metavar="N", help="run it N times; one failure is STILL FAILING (default 3)"
+        "--runs",
+        type=int,
+        default=3,
+        metavar="N",
+        help="run it N times; one failure is STILL FAILING (default 3)",
     )
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="bound on every wait (default: the file's)")
+    parser.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="bound on every wait (default: the file's)"
+    )
     parser.set_defaults(func=run)
 
 

@@ -23,8 +23,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from harness.livefuzz.program import Step, programs, to_json
 from harness.livefuzz.runner import CaseResult, Runner
@@ -161,11 +161,11 @@ def fuzz(
         report_multiple_bugs=False,
     )
     # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
-    test = configured(hypothesis_seed(seed)(given(programs(runner.app, max_steps=max_steps))(case)))
+    test = configured(hypothesis_seed(seed)(given(programs(runner.app, max_steps=max_steps))(case)))  # type: ignore[no-untyped-call]
     # One database key per application and profile (and format of programs): failures found
     # against one are kept apart from the others', and survive edits of this module.
     key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
-    test._hypothesis_internal_database_key = hashlib.sha256(key.encode()).digest()  # type: ignore[attr-defined]
+    test._hypothesis_internal_database_key = hashlib.sha256(key.encode()).digest()
     ended = "examples"
     failing_key: str | None = None
     try:

@@ -18,6 +18,7 @@ or in place of an error message (``errors_may_close``).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from harness.apps import App
@@ -74,7 +75,7 @@ def frames_with_raw(frames: list[Frame], stream: bytes, end: int) -> list[bytes]
     """The bytes of each frame of ``stream`` (frames read from it, in order; ``end``: where
     the last one ends)."""
     offsets = [f.offset for f in frames] + [end]
-    return [stream[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+    return [stream[a:b] for a, b in itertools.pairwise(offsets)]
 
 
 class ConnectionOracle:

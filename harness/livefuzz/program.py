@@ -14,6 +14,7 @@ by deleting steps without ever producing one that means nothing.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class Send:
 
     def chunks(self) -> list[bytes]:
         edges = [0, *sorted(c for c in self.cuts if 0 < c < len(self.data)), len(self.data)]
-        return [self.data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+        return [self.data[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ _KINDS: dict[str, type[Step]] = {
     "idle": Idle,
     "read": Read,
 }
-_KIND_OF: dict[type[Step], str] = {cls: kind for kind, cls in _KINDS.items()}  # type: ignore[misc]
+_KIND_OF: dict[type[Step], str] = {cls: kind for kind, cls in _KINDS.items()}
 
 
 # -- JSON -----------------------------------------------------------------------------
@@ -154,7 +155,11 @@ def step_from_json(obj: Any) -> Step:
             if not 0 <= pause <= 10:
                 raise ValueError("pause must be in 0..10 seconds")
             return Send(
-                conn, base64.b64decode(obj["data"], validate=True), tuple(cuts), pause, str(obj.get("label", ""))
+                conn,
+                base64.b64decode(obj["data"], validate=True),
+                tuple(cuts),
+                pause,
+                str(obj.get("label", "")),
             )
         return _KINDS[kind](conn)  # type: ignore[call-arg]
     except (KeyError, TypeError, ValueError) as exc:
@@ -267,7 +272,9 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
     def binary_request(draw: st.DrawFn) -> tuple[bytes, str]:
         # Binary content of any bytes, most of them not UTF-8 (docs/PROTOCOL.md#c5).
         content = draw(st.binary(min_size=1, max_size=64))
-        kind = draw(st.sampled_from(["binary/custom-client-binary-type", "image/png", "application/octet-stream"]))
+        kind = draw(
+            st.sampled_from(["binary/custom-client-binary-type", "image/png", "application/octet-stream"])
+        )
         message = Message.from_bytes(content, content_type=kind, encoding="binary")
         return draw(lst.wire_messages(message))[1], describe_message(message)
 
@@ -322,7 +329,13 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
         return message.encode(), f"bad content ({error.code}): {describe_message(message)}"
 
     item = st.one_of(
-        app_request(), binary_request(), valid_request(), violation(), bad_header_value(), bad_content(), foreign_codec()
+        app_request(),
+        binary_request(),
+        valid_request(),
+        violation(),
+        bad_header_value(),
+        bad_content(),
+        foreign_codec(),
     )
 
     @st.composite
@@ -330,14 +343,18 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
         conn = draw(st.integers(0, MAX_CONNECTIONS - 1))
         items = draw(st.lists(item, min_size=1, max_size=4))
         data = b"".join(data for data, _ in items)
-        label = items[0][1] if len(items) == 1 else f"{len(items)} pipelined: " + "; ".join(i[1] for i in items)
+        label = (
+            items[0][1] if len(items) == 1 else f"{len(items)} pipelined: " + "; ".join(i[1] for i in items)
+        )
         cuts: tuple[int, ...] = ()
         pause = 0.0
         if draw(st.integers(0, 2)) == 0 and len(data) > 1:
             if len(data) <= 64 and draw(st.booleans()):
                 cuts = tuple(range(1, len(data)))  # one byte at a time
             else:
-                cuts = tuple(sorted(set(draw(st.lists(st.integers(1, len(data) - 1), min_size=1, max_size=6)))))
+                cuts = tuple(
+                    sorted(set(draw(st.lists(st.integers(1, len(data) - 1), min_size=1, max_size=6))))
+                )
             pause = draw(st.sampled_from([0.0, 0.0, 0.001, 0.005, MAX_PAUSE]))
         return Send(conn, data, cuts, pause, label)
 

@@ -69,10 +69,14 @@ def load(path: Path) -> ReplayFile:
         raise ValueError(f"{path} is not a replay file (no steps)")
     version = obj.get("version")
     if version != SCHEMA_VERSION:
-        raise ValueError(f"{path} has schema version {version!r}; this harness reads version {SCHEMA_VERSION}")
+        raise ValueError(
+            f"{path} has schema version {version!r}; this harness reads version {SCHEMA_VERSION}"
+        )
     target = obj.get("target") or {}
     command = target.get("command")
-    if command is not None and (not isinstance(command, list) or not all(isinstance(a, str) for a in command)):
+    if command is not None and (
+        not isinstance(command, list) or not all(isinstance(a, str) for a in command)
+    ):
         raise ValueError(f"{path}: target.command must be a list of strings")
     step = obj.get("step")
     return ReplayFile(
@@ -102,7 +106,9 @@ def write(replay: ReplayFile, directory: Path) -> Path:
     return path
 
 
-def write_capture(transcripts: Sequence[Transcript], path: Path, server_port: int, ipv6: bool = False) -> Path:
+def write_capture(
+    transcripts: Sequence[Transcript], path: Path, server_port: int, ipv6: bool = False
+) -> Path:
     """The exchange as a pcapng capture, every chunk one ``send()`` as it happened (needs scapy)."""
     from harness.capture.writer import write_sessions
     from harness.probe.report import transcript_session

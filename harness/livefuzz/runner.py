@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from harness.apps import App
 from harness.errors import ProtocolError
-from harness.frames import FrameReader
+from harness.frames import Frame, FrameReader
 from harness.livefuzz.oracle import MAX_ANSWER_CONTENT, ConnectionOracle, Expected, compare, frames_with_raw
 from harness.livefuzz.program import Close, HalfClose, Idle, Open, Read, Send, Step
 from harness.message import Message
@@ -68,7 +68,9 @@ class CaseResult:
 class _Conn:
     """One live connection, its recorded chunks and its oracle."""
 
-    def __init__(self, sock: socket.socket, transcript: Transcript, oracle: ConnectionOracle, t0: float) -> None:
+    def __init__(
+        self, sock: socket.socket, transcript: Transcript, oracle: ConnectionOracle, t0: float
+    ) -> None:
         self.sock = sock
         self.transcript = transcript
         self.oracle = oracle
@@ -229,7 +231,8 @@ class Runner:
             self._baseline_rss = rss
         elif rss and rss - self._baseline_rss > self.rss_limit:
             growth = (rss - self._baseline_rss) / (1 << 20)
-            return f"the server's RSS grew by {growth:.1f} MiB since fuzzing started (limit {self.rss_limit >> 20} MiB)"
+            limit = self.rss_limit >> 20
+            return f"the server's RSS grew by {growth:.1f} MiB since fuzzing started (limit {limit} MiB)"
         return None
 
     def _connect(self, number: int, conns: dict[int, _Conn], result: CaseResult, t0: float) -> _Conn:
@@ -375,7 +378,7 @@ class Runner:
             sock.sendall(request.encode())
             reader = FrameReader(MAX_ANSWER_CONTENT)
             deadline = time.monotonic() + self.timeout
-            frames = []
+            frames: list[Frame] = []
             while not frames:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from harness.apps import App
-from harness.supervise import ServerUnderTest
+from harness.supervise import DEFAULT_RSS_LIMIT, ServerUnderTest
 
 __all__ = ["Target", "parse_target", "running"]
 
@@ -61,8 +61,9 @@ def running(
     :class:`~harness.supervise.ServerStartError` when it never accepts connections).
     """
     if target.command is not None:
-        options = {} if rss_limit is None else {"rss_limit": rss_limit}
-        with ServerUnderTest(list(target.command), start_timeout=start_timeout, **options) as server:
+        with ServerUnderTest(
+            list(target.command), start_timeout=start_timeout, rss_limit=rss_limit or DEFAULT_RSS_LIMIT
+        ) as server:
             yield server.host, server.port, server
         return
     if target.host is not None and target.port is not None:

@@ -100,7 +100,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--no-db", action="store_true", help="keep no example database")
     parser.add_argument(
-        "--out", type=Path, default=Path(".harness"), metavar="DIR", help="where failures go (default .harness)"
+        "--out",
+        type=Path,
+        default=Path(".harness"),
+        metavar="DIR",
+        help="where failures go (default .harness)",
     )
     parser.add_argument(
         "--rss-limit", type=float, default=64.0, metavar="MIB", help="memory growth bound (default 64 MiB)"
@@ -197,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
 
             if not args.quiet:
                 print(
-                    f"fuzzing {target} on {host}:{port} (app {app.name}, profile {profile.name}, seed {args.seed}, "
+                    f"fuzzing {target} on {host}:{port} (app {app.name}, profile {profile.name}, "
+                    f"seed {args.seed}, "
                     f"budget {args.max_time:g} s"
                     + (f" or {args.max_examples} cases" if args.max_examples else "")
                     + ")",
@@ -205,7 +210,14 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
             runner = Runner(
-                host, port, app, profile, timeout=args.timeout, exact=args.exact, server=server, rss_limit=rss_limit
+                host,
+                port,
+                app,
+                profile,
+                timeout=args.timeout,
+                exact=args.exact,
+                server=server,
+                rss_limit=rss_limit,
             )
             try:
                 report = fuzz(
@@ -235,7 +247,8 @@ def _report(report: FuzzReport, args: argparse.Namespace, target: object, host: 
     assert isinstance(target, Target)
     stats = report.stats
     summary = (
-        f"{stats.cases} cases in {stats.seconds:.1f} s ({stats.rate:.1f}/s), {stats.connections} connections, "
+        f"{stats.cases} cases in {stats.seconds:.1f} s ({stats.rate:.1f}/s), "
+        f"{stats.connections} connections, "
         f"sent {_format_bytes(stats.bytes_sent)}, received {_format_bytes(stats.bytes_received)}, "
         f"{stats.behaviours} distinct behaviours, seed {report.seed}"
     )
@@ -277,7 +290,9 @@ def _report(report: FuzzReport, args: argparse.Namespace, target: object, host: 
     except ImportError:
         print("capture: not written (needs the pcap extra: pip install 'harness[pcap]')")
     else:
-        capture = write_capture(result.transcripts, args.out / f"{file_stem(finding.program)}.pcapng", port, ":" in host)
+        capture = write_capture(
+            result.transcripts, args.out / f"{file_stem(finding.program)}.pcapng", port, ":" in host
+        )
         print(f"capture: {capture}")
     print(f"replay: {replay_command(path, replay)}")
     print(summary)
