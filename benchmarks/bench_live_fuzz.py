@@ -98,7 +98,9 @@ def detect(servers: list[str], seeds: list[int], budget: float, with_probe: bool
             found = [t for t in times if t != float("inf")]
             median = statistics.median(times)
             shown = "-" if median == float("inf") else f"{median:.1f} s"
-            worst = f"{max(times):.1f} s" if len(found) == len(times) else f"- ({len(found)}/{len(times)} found)"
+            worst = (
+                f"{max(times):.1f} s" if len(found) == len(times) else f"- ({len(found)}/{len(times)} found)"
+            )
             row.append(f"{shown} / {worst}")
         row.append(_probe(name) if with_probe else "not run")
         print("| " + " | ".join(row) + " |", flush=True)
@@ -106,7 +108,9 @@ def detect(servers: list[str], seeds: list[int], budget: float, with_probe: bool
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["speed", "detect"])
     parser.add_argument("--seconds", type=float, default=10.0, help="speed: seconds per mode (default 10)")
     parser.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, help="zoo servers, or 'all'")

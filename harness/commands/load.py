@@ -55,8 +55,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "pattern, a new connection for every request (-d is ignored)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds without an answer before a connection "
-        "counts as timed out and is reopened (default 5)",
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds without an answer before a connection counts as timed out and is reopened (default 5)",
     )
     parser.add_argument("--uvloop", action="store_true", help="run the generator on uvloop")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
