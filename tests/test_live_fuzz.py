@@ -1,0 +1,245 @@
+"""harness fuzz server and harness replay: the oracle, the runner, and whole runs against
+buggy and correct servers of the zoo (tests/zoo/) and the embedded reference server."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.apps import echo_app, search_app
+from harness.cli import main
+from harness.frames import frame
+from harness.livefuzz.oracle import ConnectionOracle
+from harness.livefuzz.program import Close, HalfClose, Idle, Open, Read, Send, from_json, to_json
+from harness.livefuzz.replay import load
+from harness.livefuzz.runner import Runner
+from harness.livefuzz.target import Target, running
+from harness.message import Message
+from harness.probe.profiles import GUIDE, STRICT
+from tests.zoo import ZOO
+
+SEARCH = Message.from_json({"action": "search", "value": "morpheus"}).encode()
+FLOAT_LENGTH = frame(
+    b'{"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8", '
+    b'"content-length": 41.0}',
+    b'{"action": "search", "value": "morpheus"}',
+)
+
+
+def zoo_command(name: str) -> list[str]:
+    return [sys.executable, str(ZOO[name].path), "{host}", "{port}"]
+
+
+# -- programs and the oracle -------------------------------------------------------------
+
+
+def test_program_json_round_trip_keeps_every_step() -> None:
+    program = [
+        Open(1),
+        Send(0, b"\x00\xff" + SEARCH, (1, 5), 0.005, "a search"),
+        Idle(0.02),
+        Read(0),
+        HalfClose(0),
+        Close(1),
+    ]
+    assert from_json(json.loads(json.dumps(to_json(program)))) == program
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"step": "jump"}, {"step": "send", "conn": 0}, {"step": "send", "conn": -1, "data": ""}, [1]],
+)
+def test_program_from_json_refuses_malformed_steps(bad: object) -> None:
+    with pytest.raises(ValueError):
+        from_json([bad])
+
+
+def test_oracle_owes_the_answer_and_closes_after_a_protocol_error() -> None:
+    oracle = ConnectionOracle(search_app, STRICT)
+    oracle.receive(SEARCH[:10])
+    assert oracle.expected == [] and not oracle.must_close
+    oracle.receive(SEARCH[10:] + FLOAT_LENGTH)
+    assert [e.code for e in oracle.expected] == [None, "invalid-header-value"]
+    assert oracle.must_close and oracle.error == "invalid-header-value"
+
+
+def test_oracle_guide_profile_stops_judging_at_a_relaxed_error() -> None:
+    oracle = ConnectionOracle(search_app, GUIDE)
+    oracle.receive(SEARCH + FLOAT_LENGTH)
+    assert oracle.judged == 1  # the answer to the search is judged, not what follows
+    assert oracle.close_accepted(1)
+
+
+def test_oracle_half_close_mid_message_owes_incomplete_message() -> None:
+    oracle = ConnectionOracle(echo_app, STRICT)
+    oracle.receive(SEARCH[:-3])
+    oracle.receive_eof()
+    assert [e.code for e in oracle.expected] == ["incomplete-message"] and oracle.must_close
+
+
+# -- the runner on hand-written programs -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server", "program", "failure"),
+    [
+        (
+            "float_length_streams",
+            [Send(0, FLOAT_LENGTH)],
+            "expected the error message 'invalid-header-value'",
+        ),
+        ("half_close_selectors", [Send(0, SEARCH), HalfClose(0)], "answer 1 of 1"),
+        ("pipeline_drop_selectors", [Send(0, SEARCH + SEARCH)], "answer 2 of 2"),
+    ],
+)
+def test_runner_fails_the_buggy_server_and_passes_its_correct_twin(
+    server: str, program: list[object], failure: str
+) -> None:
+    twin = "correct_" + server.rsplit("_", 1)[1]
+    twin = {"correct_streams": "correct_asyncio_streams", "correct_protocol": "correct_asyncio_protocol"}.get(
+        twin, twin
+    )
+    for name, bad in ((server, True), (twin, False)):
+        with running(Target(command=tuple(zoo_command(name))), search_app) as (host, port, supervised):
+            runner = Runner(host, port, search_app, STRICT, timeout=2.0, server=supervised)
+            result = runner.run(program)  # type: ignore[arg-type]
+        if bad:
+            assert result.failure is not None and failure in result.failure, result.failure
+            assert result.transcripts and result.transcripts[0].sent.startswith(b"\x00")
+        else:
+            assert result.failure is None, f"{name}: {result.failure}"
+
+
+def test_runner_reports_a_server_that_dies() -> None:
+    with running(Target(command=tuple(zoo_command("crash_on_missing_value_selectors"))), search_app) as (
+        host,
+        port,
+        supervised,
+    ):
+        runner = Runner(host, port, search_app, STRICT, timeout=2.0, server=supervised)
+        result = runner.run([Send(0, Message.from_json({"action": "search"}).encode()), Read(0)])
+        assert result.failure is not None and "the server" in result.failure
+        assert runner.run([Send(0, SEARCH), Read(0)]).failure is None  # restarted for the next case
+
+
+# -- whole runs --------------------------------------------------------------------------
+
+
+def fuzz(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) -> tuple[int, str]:
+    code = main(
+        ["fuzz", "server", "--quiet", "--out", str(tmp_path / "out"), "--db", str(tmp_path / "db"), *args]
+    )
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "float_length_streams",  # a header value not validated
+        "binary_mangled_threads",  # binary content mangled
+        pytest.param("byteorder_unchecked_protocol", marks=pytest.mark.slow),  # a header value not validated
+        pytest.param("peer_codec_streams", marks=pytest.mark.slow),  # an encoding handled wrongly
+        pytest.param("latin1_request_socketserver", marks=pytest.mark.slow),  # an encoding handled wrongly
+    ],
+)
+def test_fuzz_finds_the_bug_shrinks_it_and_replay_says_still_failing(
+    server: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = fuzz(capsys, tmp_path, "--max-time", "40", "--", *zoo_command(server))
+    assert code == 1, out
+    steps = re.findall(r"^  (\d+)\. ", out, re.M)
+    assert 1 <= len(steps) <= 4, out  # shrunk: a few numbered steps
+    replay_file = Path(re.search(r"^replay file: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    assert load(replay_file).command == tuple(zoo_command(server))
+    assert re.search(r"^replay: harness replay .+ -- ", out, re.M)
+    assert main(["replay", str(replay_file), "--runs", "1"]) == 1
+    assert "STILL FAILING" in capsys.readouterr().out
+    correct = ZOO[server].style
+    twin = next(s for s in ZOO.values() if s.correct and s.style == correct)
+    assert main(["replay", str(replay_file), "--", *zoo_command(twin.name)]) == 0
+    assert "FIXED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "correct_threads",
+        pytest.param("correct_asyncio_streams", marks=pytest.mark.slow),
+        pytest.param("correct_selectors", marks=pytest.mark.slow),
+        pytest.param("correct_socketserver", marks=pytest.mark.slow),
+        pytest.param("correct_asyncio_protocol", marks=pytest.mark.slow),
+    ],
+)
+def test_fuzz_finds_nothing_in_a_correct_server(
+    server: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = fuzz(capsys, tmp_path, "--max-time", "6", "--", *zoo_command(server))
+    assert code == 0, out
+    assert out.startswith("no failure:")
+
+
+def test_fuzz_finds_nothing_in_the_reference_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = fuzz(capsys, tmp_path, "--max-time", "5", "--app", "echo")
+    assert code == 0, out
+    code, out = fuzz(
+        capsys,
+        tmp_path,
+        "--max-time",
+        "5",
+        "--",
+        sys.executable,
+        "-m",
+        "harness",
+        "serve",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    )
+    assert code == 0, out
+
+
+def test_the_example_database_replays_a_failure_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    command = zoo_command("float_length_streams")
+    code, out = fuzz(capsys, tmp_path, "--max-time", "40", "--", *command)
+    assert code == 1, out
+    code, again = fuzz(capsys, tmp_path, "--max-time", "40", "--seed", "7", "--", *command)
+    assert code == 1, again
+    assert re.search(r"\(case 1\)", again), again
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["1", "2", "3"],
+        ["localhost", "http"],
+        ["--max-time", "0"],
+        ["--app", "nope"],
+        ["--profile", "x"],
+        ["--"],
+    ],
+)
+def test_fuzz_usage_errors_are_one_line_and_exit_2(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["fuzz", "server", *args])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_replay_refuses_a_file_that_is_not_a_replay(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 99, "steps": []}')
+    assert main(["replay", str(bad)]) == 2
+    assert "schema version 99" in capsys.readouterr().err
