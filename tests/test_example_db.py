@@ -65,8 +65,19 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     assert REDIS_SERVER is not None
     port = _free_port()
     proc = subprocess.Popen(
-        [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
+        [
+            REDIS_SERVER,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -166,3 +177,54 @@ def test_redis_url_without_the_redis_package_names_the_extra(
     monkeypatch.setitem(sys.modules, "redis", None)  # import redis -> ModuleNotFoundError
     with pytest.raises(MissingExtra, match=r"lpjson-harness\[redis\]"):
         example_database({ENV_VAR: "redis://127.0.0.1:1/0"}, local=tmp_path)
+
+
+@needs_redis
+def test_live_fuzzer_failure_replays_first_in_a_clean_directory_through_redis(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``harness fuzz server`` keeps its failures in example_database(): one run's finding,
+    shared through Redis, is the first case of a run with a local database of its own."""
+    from harness.cli import main
+    from tests.zoo import ZOO
+
+    monkeypatch.setenv("HARNESS_EXAMPLE_DB", redis_url)
+    command = [sys.executable, str(ZOO["float_length_streams"].path), "{host}", "{port}"]
+
+    def run(where: str, seed: str) -> tuple[int, str]:
+        code = main(
+            [
+                "fuzz",
+                "server",
+                "--quiet",
+                "--max-time",
+                "40",
+                "--seed",
+                seed,
+                "--out",
+                str(tmp_path / where / "out"),
+                "--db",
+                str(tmp_path / where / "db"),
+                "--",
+                *command,
+            ]
+        )
+        return code, capsys.readouterr().out
+
+    code, first = run("first", "0")
+    assert code == 1, first
+    code, second = run("second", "7")  # a clean local database, another seed
+    assert code == 1, second
+    assert "(case 1)" in second, second
+
+
+def test_live_fuzzer_refuses_an_example_db_that_is_not_redis_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_EXAMPLE_DB", "postgres://127.0.0.1/0")
+    code = main(["fuzz", "server", "--max-time", "5", "--db", str(tmp_path / "db")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "expected a redis:// URL" in err

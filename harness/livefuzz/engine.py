@@ -106,7 +106,8 @@ def fuzz(
     """Fuzz the server behind ``runner`` until a failure (shrunk) or the budget runs out."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
     from hypothesis import seed as hypothesis_seed
-    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    from harness.exampledb import example_database
 
     stats = FuzzStats()
     deadline = None if max_time is None else stats.started + max_time
@@ -153,7 +154,8 @@ def fuzz(
     configured = settings(
         max_examples=max_examples if max_examples is not None else 10**9,
         deadline=None,
-        database=DirectoryBasedExampleDatabase(str(database)) if database is not None else None,
+        # The local directory, shared through Redis when HARNESS_EXAMPLE_DB says so.
+        database=example_database(local=database) if database is not None else None,
         suppress_health_check=list(HealthCheck),
         phases=phases,
         verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,

@@ -168,12 +168,15 @@ class _Status:
 def run(args: argparse.Namespace) -> int:
     require("harness fuzz server", "hypothesis")
     from harness.apps import get_app
+    from harness.exampledb import example_database
     from harness.livefuzz.target import parse_target
     from harness.probe.profiles import get_profile
 
     try:
         app = get_app(args.app)
         profile = get_profile(args.profile)
+        if not args.no_db:
+            example_database(local=args.db)  # a HARNESS_EXAMPLE_DB that is not a redis:// URL
     except ValueError as exc:
         return _usage(str(exc))
     target = parse_target(args.target, args.dashdash)
