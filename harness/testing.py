@@ -64,6 +64,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import shlex
 import time
@@ -88,6 +89,8 @@ with importing("harness.testing", "hypothesis"):
     from hypothesis import strategies as st
 
     from harness import strategies as lst
+    from harness.exampledb import ENV_VAR as EXAMPLE_DB_ENV
+    from harness.exampledb import example_database
 
 __all__ = [
     "CheckFailure",
@@ -580,8 +583,14 @@ def _chunked(data_strategy: st.SearchStrategy[bytes]) -> st.SearchStrategy[_Case
 
 def _settings(settings: Settings | None) -> Settings:
     parent = settings if settings is not None else Settings()
+    shared: dict[str, Any] = {}
+    if os.environ.get(EXAMPLE_DB_ENV) and not parent.derandomize:
+        # HARNESS_EXAMPLE_DB: failing examples shared through Redis with the team
+        # (harness.exampledb); a derandomized run keeps none, as Hypothesis requires.
+        shared["database"] = example_database()
     return Settings(
         parent,
+        **shared,
         deadline=None,
         report_multiple_bugs=False,
         suppress_health_check=[

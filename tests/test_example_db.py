@@ -23,7 +23,7 @@ import pytest
 from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase
 
 from harness._extras import MissingExtra
-from harness.exampledb import ENV_VAR, TolerantDatabase, example_database
+from harness.exampledb import ENV_VAR, KEY_PREFIX, TolerantDatabase, example_database
 
 REDIS_SERVER = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
@@ -228,3 +228,26 @@ def test_live_fuzzer_refuses_an_example_db_that_is_not_redis_in_one_line(
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "expected a redis:// URL" in err
+
+
+@needs_redis
+def test_decoder_suite_shares_its_failing_examples_through_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """harness.testing.check_decoder saves a failure of a user's decoder where a teammate's
+    run (a clean checkout, another machine) finds it: in Redis, under harness's key prefix.
+    (A decoder whose bug only a generated stream shows: the suite's fixed examples are not
+    saved, being tried every run anyway.)"""
+    import redis
+    from hypothesis import settings
+
+    from harness.testing import DecoderCheckFailure, check_decoder
+    from tests.decoders.drops_second import factory
+
+    monkeypatch.setenv("HARNESS_EXAMPLE_DB", redis_url)
+    monkeypatch.chdir(tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    assert not client.keys(KEY_PREFIX + b"*")
+    with pytest.raises(DecoderCheckFailure):
+        check_decoder(factory, settings=settings(max_examples=30, derandomize=False))
+    assert client.keys(KEY_PREFIX + b"*"), "the failing examples reached Redis"
