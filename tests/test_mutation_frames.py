@@ -179,3 +179,18 @@ def test_connection_logs_name_the_request_number_the_request_and_the_error(
         line.startswith("peer-z: protocol error after 2 requests: zero-header-length") for line in lines
     )
     assert isinstance(HeaderNotJSON("x", 0), HeaderNotJSON)  # a concrete class can still be raised
+
+
+def test_connection_debug_log_numbers_requests_across_a_backlog(caplog: pytest.LogCaptureFixture) -> None:
+    request = Message.from_json({"action": "search", "value": "ring"}).encode()
+    conn = ServerConnection(max_pending_output=100, name="peer-d")
+    with caplog.at_level(logging.DEBUG, logger="harness.connection"):
+        conn.receive_data(request * 6)
+        while conn.backlog:
+            conn.answer_backlog()
+    numbers = [
+        int(r.getMessage().split()[2].rstrip(":"))
+        for r in caplog.records
+        if r.getMessage().startswith("peer-d: request ")
+    ]
+    assert numbers == [1, 2, 3, 4, 5, 6] and conn.requests == 6
