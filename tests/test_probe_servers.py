@@ -17,6 +17,7 @@ from scapy.packet import Raw
 from scapy.utils import rdpcap
 
 from harness import decode_all
+from harness.capture.writer import DEFAULT_SERVER_PORT
 from harness.cli import main
 from harness.probe import CHECKS, Target, run_checks
 from harness.probe.runner import ProbeResult
@@ -142,7 +143,8 @@ def test_one_request_per_connection_server_fails_pipelining_only(
     assert captures == ["pipeline-100.pcapng", "pipeline-2.pcapng", "pipeline-after-bad-content.pcapng"]
     # the capture holds the bytes actually sent and received, one segment per send
     packets = rdpcap(str(tmp_path / "pipeline-2.pcapng"))
-    payloads = [(p[TCP].dport == port, bytes(p[Raw].load)) for p in packets if p.haslayer(Raw)]
+    # (the capture shows the server on the dissector's port, the real one in its SYN comment)
+    payloads = [(p[TCP].dport == DEFAULT_SERVER_PORT, bytes(p[Raw].load)) for p in packets if p.haslayer(Raw)]
     sent = [data for to_server, data in payloads if to_server]
     received = b"".join(data for to_server, data in payloads if not to_server)
     assert len(sent) == 1 and len(decode_all(sent[0])) == 2  # both requests in one send

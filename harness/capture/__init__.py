@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         session_packets,
         write_session,
         write_sessions,
+        write_sessions_at,
     )
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "write_samples",
     "write_session",
     "write_sessions",
+    "write_sessions_at",
 ]
 
 #: The public names of each module of this package. (The sample list itself, ``samples()``,
@@ -92,6 +94,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
         "session_packets",
         "write_session",
         "write_sessions",
+        "write_sessions_at",
     ),
     "samples": ("Sample", "conversation", "write_samples"),
     "dissector": ("DISSECTOR_NAME", "dissector_path", "install", "personal_plugins_dir"),

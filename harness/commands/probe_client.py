@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         _list(checks)
         return 0
-    command = list(args.command)
+    # The shared one-line parser keeps everything after `--` whole, as server_command.
+    command = list(args.server_command or args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
