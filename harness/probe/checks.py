@@ -563,8 +563,7 @@ def _check_interleaved(ctx: CheckContext) -> str:
 def _check_half_close(ctx: CheckContext) -> str:
     request = search("morpheus")
     conn = ctx.connect()
-    conn.send(request.encode())
-    conn.shutdown_write()
+    conn.send_then_shutdown(request.encode())
     bound = ctx.bound(3.0)
     verify_answers(conn.read_messages(1, bound), [request], "after half-close", bound, ctx)
     after = conn.read_until_close(ctx.bound(1.0))

@@ -258,6 +258,18 @@ class WireConnection:
                 return False
         return True
 
+    def send_then_shutdown(self, data: bytes) -> bool:
+        """``data`` and the FIN together, in one segment where the kernel allows (TCP_CORK):
+        a peer whose last request and half-close arrive at once, which a server that stops at
+        the FIN before writing its answers gets wrong every time, not only when timing helps."""
+        cork = getattr(socket, "TCP_CORK", None)
+        if cork is not None:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+        sent = self.send(data)
+        self.shutdown_write()  # shutting down flushes the corked data with the FIN
+        return sent
+
     def shutdown_write(self) -> None:
         """Half-close: send FIN, keep reading."""
         try:
