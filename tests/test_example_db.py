@@ -189,7 +189,7 @@ def test_live_fuzzer_failure_replays_first_in_a_clean_directory_through_redis(
     from tests.zoo import ZOO
 
     monkeypatch.setenv("HARNESS_EXAMPLE_DB", redis_url)
-    command = [sys.executable, str(ZOO["float_length_streams"].path), "{host}", "{port}"]
+    command = [sys.executable, str(ZOO["peer_codec_streams"].path), "{host}", "{port}"]
 
     def run(where: str, seed: str) -> tuple[int, str]:
         code = main(

@@ -208,7 +208,9 @@ def test_fuzz_finds_nothing_in_the_reference_server(
 def test_the_example_database_replays_a_failure_first(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    command = zoo_command("float_length_streams")
+    # peer_codec_streams: a bug the generator hits within the first cases (about 0.1-2 s), so the
+    # test is about the database, not about how soon a slow search gets lucky
+    command = zoo_command("peer_codec_streams")
     code, out = fuzz(capsys, tmp_path, "--max-time", "40", "--", *command)
     assert code == 1, out
     code, again = fuzz(capsys, tmp_path, "--max-time", "40", "--seed", "7", "--", *command)
