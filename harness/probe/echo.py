@@ -57,11 +57,14 @@ _LARGE_IDLE = 2.0
 _NEVER_READS_LIMIT = 64 << 20
 #: ... in pieces of this size; a piece not taken within _BLOCKED seconds means the server
 #: stopped reading, which is confirmed when, after _SETTLE seconds, less than
-#: _STILL_READING bytes are taken within _PROBE seconds.
+#: _STILL_READING bytes are taken within _PROBE seconds. The window is long because a
+#: server that keeps reading can still be slow to free its receive buffer: the guide's
+#: ``data.outb += recv_data`` copies the whole held echo for each 1 KiB it reads, so at
+#: 12 MiB held one window update's worth takes ~130 ms, several times that on a busy machine.
 _NEVER_READS_BLOCK = 256 << 10
 _BLOCKED = 0.25
 _SETTLE = 0.15
-_PROBE = 0.35
+_PROBE = 1.5
 _STILL_READING = 64 << 10
 
 
