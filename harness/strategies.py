@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from harness._extras import importing
@@ -49,6 +50,10 @@ __all__ = [
 
 data = st.data  # re-exported for convenience in tests
 
+# The functions below that take only hashable arguments return one strategy object per
+# argument tuple (lru_cache): composites draw from them on every example, and a new
+# strategy object is validated again on its first draw, which cost more than the draws.
+
 # -- JSON values ------------------------------------------------------------
 
 #: Text that survives a UTF-8 round trip (no lone surrogates).
@@ -62,6 +67,7 @@ _json_scalars = (
 )
 
 
+@cache
 def json_values(max_leaves: int = 8) -> st.SearchStrategy[Any]:
     """Any strict JSON value: finite numbers, UTF-8-safe strings, nested arrays and objects."""
     return st.recursive(
@@ -71,6 +77,7 @@ def json_values(max_leaves: int = 8) -> st.SearchStrategy[Any]:
     )
 
 
+@cache
 def extension_headers(max_size: int = 3) -> st.SearchStrategy[dict[str, Any]]:
     """Extra header keys (never one of the required keys) with any JSON values."""
     keys = _text.filter(lambda k: k not in REQUIRED_KEYS)
@@ -92,6 +99,7 @@ _encodings = st.sampled_from(["binary", "utf-8", "utf-16", "latin-1"]) | st.text
 _byteorders = st.sampled_from(["little", "big"])
 
 
+@cache
 def binary_contents(max_size: int = 2048, large: int = 200_000) -> st.SearchStrategy[bytes]:
     """Content bytes: mostly small, sometimes empty, now and then up to ``large`` bytes."""
     big = st.tuples(st.integers(max_size, large), st.binary(min_size=1, max_size=16)).map(
@@ -133,6 +141,7 @@ def _binary_message(draw: st.DrawFn, extensions: bool, max_content_size: int) ->
     )
 
 
+@cache
 def search_requests() -> st.SearchStrategy[Message]:
     """Requests of the search application: searches (hits and misses), other actions, binary."""
     value = st.sampled_from(["morpheus", "ring", "🐶", "needle"]) | _text
@@ -146,6 +155,7 @@ def search_requests() -> st.SearchStrategy[Message]:
     return search | other | binary
 
 
+@cache
 def messages(*, extensions: bool = True, max_content_size: int = 200_000) -> st.SearchStrategy[Message]:
     """Any valid message: ``text/json`` in every allowed encoding, binary of any type,
     empty and large contents, extension headers."""
