@@ -15,10 +15,11 @@ Items run in the probe's order (dependencies first) with :func:`~harness.probe.r
 one at a time. A check whose dependency failed runs with short waits and says which
 root cause explains it; against a live target (nothing to watch) the checks known to
 be such consequences run together, as ``harness probe`` runs them, so a server that
-hangs on everything costs seconds. Under ``--lpjson-cmd`` each check is watched: the
-server's output during it is attached to the report, a death or a printed traceback
-fails it (a traceback unless ``--lpjson-allow-tracebacks``), its memory is sampled
-during the checks where a client could grow it.
+hangs on everything costs seconds. Under ``--lpjson-cmd`` each check is watched by the
+probe's own process monitor (:class:`harness.probe.supervised.ServerObserver`, as
+``harness probe -- CMD``): the server's output during it is attached to the report, a
+death or a printed traceback fails it (a traceback unless ``--lpjson-allow-tracebacks``
+or the guide profile), its memory is sampled during the checks where a client could grow it.
 
 Fixtures: ``lpjson_server`` (the server's ``(host, port)``) and ``lpjson_client`` (a
 connected :class:`harness.Client`, closed after the test); both skip, with the reason,
@@ -30,7 +31,6 @@ only when the options are given or a fixture is used (see tests/test_pytest_plug
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from harness.probe.checks import Check
     from harness.probe.profiles import Profile
     from harness.probe.runner import CheckResult, Target
+    from harness.probe.supervised import ServerObserver
     from harness.supervise import ServerUnderTest
 
 __all__ = ["LpjsonItem", "lpjson_client", "lpjson_server"]
@@ -60,8 +61,6 @@ log = logging.getLogger(__name__)
 FRAMING_GROUPS = frozenset({"splitting", "pipelining"})
 #: Threads that run the checks known to fail as consequences, against a live target.
 _WORKERS = 8
-#: Lines of the server's output attached to a check's report.
-_OUTPUT_LINES = 60
 #: Seconds a server may take to start (times --lpjson-timeout).
 _START_TIMEOUT = 10.0
 _NOT_ACTIVE = (
@@ -263,6 +262,8 @@ class _Probe:
         #: The checks of the collected items, in run order (set when collection finishes).
         self.planned: list[Check] = []
         self.server: ServerUnderTest | None = None
+        #: The probe's process monitor around each check, made for ``server``.
+        self.observer: ServerObserver | None = None
         self.unavailable: str | None = None
         #: What happened to the server since the last check (restarts), for that check's report.
         self.events: list[str] = []
@@ -390,47 +391,32 @@ class _Probe:
         return _as_consequence(result, cause)
 
     def _watch(self, check: Check, target: Target, quick: bool) -> CheckResult:
-        """Run ``check`` against the supervised server; fold in what the server did meanwhile."""
+        """Run ``check`` against the supervised server under the probe's own process monitor
+        (:class:`harness.probe.supervised.ServerObserver`: output, tracebacks, deaths, RSS)."""
         from harness.probe.runner import run_check
+        from harness.probe.supervised import OUTPUT_ATTACHMENT, ServerObserver
 
         server = self._running_server()
         if self._refused(target) is not None:  # alive but no longer serving: a fresh one
             self.events.append("the server stopped accepting connections: restarted it")
             server = self._running_server(restart=True)
+        if self.observer is None or self.observer.server is not server:
+            self.observer = ServerObserver(server, allow_tracebacks=self.settings.profile.prints_tracebacks)
         events, self.events = self.events, []
-        mark = server.mark()
-        sampler = server.rss_sampler().start() if check.measures_memory and server.alive else None
-        try:
-            result = run_check(
-                check,
-                target,
-                self.settings.seed,
-                self.settings.scale,
-                profile=self.settings.profile,
-                app=self.settings.app,
-                quick=quick,
-            )
-        finally:
-            rss = sampler.stop() if sampler is not None else None
-        seen = server.observe(mark, rss=rss, wait=0.2 if result.status == "fail" else 0.0)
-        if seen.problems:
-            problems = "; ".join(seen.problems)
-            if result.status == "fail":
-                result.detail = f"{result.detail}; {problems}"
-            else:
-                result.status, result.detail, result.severity = "fail", problems, "spec"
-            if seen.unsafe:
-                result.severity = "unsafe"
-        shown = [str(line) for line in seen.output[-_OUTPUT_LINES:]]
-        if len(seen.output) > _OUTPUT_LINES:
-            shown.insert(0, f"... ({len(seen.output) - _OUTPUT_LINES} earlier lines)")
-        if seen.death is not None:
-            shown.append(str(seen.death))
-        if events or shown:
-            result.attachments["server output"] = "\n".join([*events, *shown])
-        if seen.death is not None:
-            with contextlib.suppress(ServerUnavailable):  # then the next check says so
-                self._running_server(restart=True)
+        self.observer.before(check)
+        result = run_check(
+            check,
+            target,
+            self.settings.seed,
+            self.settings.scale,
+            profile=self.settings.profile,
+            app=self.settings.app,
+            quick=quick,
+        )
+        self.observer.after(check, result)  # a death is judged here, and the server restarted
+        if events:
+            shown = result.attachments.get(OUTPUT_ATTACHMENT)
+            result.attachments[OUTPUT_ATTACHMENT] = "\n".join([*events, *([shown] if shown else [])])
         return result
 
     def _run_consequences(self, first: Check) -> None:

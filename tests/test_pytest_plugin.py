@@ -270,7 +270,7 @@ def test_server_that_dies_fails_that_item_and_is_restarted(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         [
             "violation-header-not-utf8: FAIL (unsafe) in *",
-            "*; the server exited with status 1",
+            "the server exited with status 1 while handling violation-header-not-utf8's *",
             "*Captured lpjson server output call*",
             "stderr: Error: bad request from *header-not-utf8*",
         ]
