@@ -149,7 +149,7 @@ def test_expected_answers_come_from_the_reference_app(
     def other_app(request: Message) -> Message:
         return Message.from_json({"result": "something else"})
 
-    monkeypatch.setattr(checks, "search_app", other_app)
+    monkeypatch.setattr(checks.context, "search_app", other_app)  # what CheckContext.respond asks
     result = run_check(find_check("search-morpheus"), reference)
     assert result.status == "fail"
     assert "something else" in result.detail
