@@ -1,7 +1,8 @@
 """The ``harness`` command line.
 
 Each subcommand lives in its own module under :mod:`harness.commands` and
-exposes ``register(subparsers)``; this module only collects them.
+exposes ``register(subparsers)``; this module only collects them. Modules whose name
+starts with ``_`` hold what the commands share (:mod:`harness.commands._parsing`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(harness.commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"harness.commands.{module_info.name}")
         module.register(subparsers)
     return parser

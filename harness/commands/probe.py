@@ -6,11 +6,11 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from harness._extras import require
+from harness.commands._parsing import add_command_parser
 
 # The probe's modules are imported when the command runs, so that `harness` itself starts
 # without them; scapy (the pcap extra) only when --pcap-dir asks for captures.
@@ -46,45 +46,15 @@ reached.
 """
 
 
-class _OneLineErrors(argparse.ArgumentParser):
-    """A usage error is one line on stderr and exit status 2 (no usage dump, no traceback)."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        # `-- CMD ARGS...` is the server to start: everything after the first `--` is kept
-        # whole (options of the server's own included) and never parsed here.
-        words = list(sys.argv[1:] if args is None else args)
-        command: list[str] | None = None
-        if "--" in words:
-            at = words.index("--")
-            words, command = words[:at], words[at + 1 :]
-        # As a subcommand, unknown options would go back to the top-level parser, whose
-        # error prints the whole usage: refuse them here, in one line.
-        parsed, extras = super().parse_known_args(words, namespace)
-        parsed.server_command = command
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed, extras
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    # The probe's own parser reports usage errors in one line (see _OneLineErrors).
-    parser_class = subparsers._parser_class
-    subparsers._parser_class = _OneLineErrors
-    try:
-        parser = subparsers.add_parser(
-            "probe",
-            help="check a live server against the protocol (default: the embedded reference server)",
-            description=DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    finally:
-        subparsers._parser_class = parser_class
+    # Usage errors in one line; `-- CMD ARGS...` lands whole in args.server_command.
+    parser = add_command_parser(
+        subparsers,
+        "probe",
+        help="check a live server against the protocol (default: the embedded reference server)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("host", nargs="?", metavar="HOST", help="server address (default: embedded server)")
     parser.add_argument("port", nargs="?", type=int, metavar="PORT", help="server port")
     parser.add_argument(

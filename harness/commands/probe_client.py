@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness._extras import DISTRIBUTION, installed
-from harness.commands.probe import _OneLineErrors
+from harness.commands._parsing import add_command_parser
 
 if TYPE_CHECKING:
     from harness.clientprobe.checks import ClientCheck
@@ -37,17 +37,13 @@ Failures get a capture (pcapng, with the pcap extra) and a rerun line. Exit stat
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser_class = subparsers._parser_class
-    subparsers._parser_class = _OneLineErrors
-    try:
-        parser = subparsers.add_parser(
-            "probe-client",
-            help="check a client against a hostile server (split, dripped, broken, silent answers)",
-            description=DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    finally:
-        subparsers._parser_class = parser_class
+    parser = add_command_parser(
+        subparsers,
+        "probe-client",
+        help="check a client against a hostile server (split, dripped, broken, silent answers)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--check",
         action="append",
