@@ -821,6 +821,10 @@ local function failed(c, item, ordinal, marker, code, reason, range)
     if not c.visited then c.st.failed = { frame = c.number, ordinal = ordinal } end
 end
 
+-- read_content_cached hands out the same value table for a repeated content: its Info
+-- line is kept with it.
+local summary_memo = setmetatable({}, { __mode = "k" })
+
 local function label(marker, rest)
     return "Length-prefixed JSON, " .. marker .. rest
 end
@@ -878,6 +882,13 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         line = summary(ctype, encoding, clen, nil)
         text = label(marker, " [" .. text_or_code .. "]: " .. line)
         line = "[" .. text_or_code .. "] " .. line
+    elseif craw and type(value) == "table" then -- a repeated content is the same table
+        line = summary_memo[value]
+        if not line then
+            line = summary(ctype, encoding, clen, value)
+            summary_memo[value] = line
+        end
+        text = label(marker, ": " .. line)
     else
         line = summary(ctype, encoding, clen, value)
         text = label(marker, ": " .. line)
@@ -885,7 +896,9 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
 
     local item = tree:add(lpjson, mrange, text)
     item:add(f.header_length, tvb(offset, 2), hlen)
-    local hitem = item:add_packet_field(f.header, hrange, ENC_UTF_8)
+    -- a valid header is strict UTF-8 without NUL: its text is its bytes (cheaper than
+    -- add_packet_field, which decodes them again)
+    local hitem = item:add(f.header, hrange, sub(c.raw, hoff + 1, hoff + hlen))
     local hspan = header.span
     add_string(hitem, f.byteorder, tvb, hspan["byteorder"], hoff, hmap["byteorder"])
     add_string(hitem, f.content_type, tvb, hspan["content-type"], hoff, ctype)
@@ -1082,14 +1095,17 @@ local function postdissect(pinfo, tree)
     if report == nil then
         -- The FIN comes after every byte of its direction, so the state is final here, in
         -- whichever pass the TCP fields are first available (they are not in a pass without a tree).
-        local fin, seq = last_value(f_tcp_fin), last_value(f_tcp_seq)
-        if fin == nil or seq == nil then return end
+        -- (field extractors are Lua-to-C calls: the sequence number only on a FIN, the ACK
+        -- flag only on a SYN)
+        local fin = last_value(f_tcp_fin)
+        if fin == nil then return end
         report = false
         if not pinfo.visited and last_value(f_tcp_syn) and not last_value(f_tcp_ack) then
             local conv = conversation(pinfo)
             conv.client = conv.client or endpoint(pinfo.src, pinfo.src_port)
         end
-        local st = fin and streams[direction_key(pinfo)]
+        local seq = fin and last_value(f_tcp_seq)
+        local st = seq and streams[direction_key(pinfo)]
         if st and not st.failed and not st.lost then
             local received = seq - 1 - st.consumed
             if received > 0 then
