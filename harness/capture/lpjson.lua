@@ -683,17 +683,10 @@ local function direction_state(pinfo)
     return st
 end
 
-local function enter_frame(pinfo)
-    if frame_ctx.number ~= pinfo.number then
-        frame_ctx.number = pinfo.number
-        frame_ctx.ordinal = 0
-    end
-end
-
-local function after_error(st, pinfo, ordinal)
+local function after_error(st, number, ordinal)
     local e = st.failed
     if not e then return false end
-    return pinfo.number > e.frame or (pinfo.number == e.frame and ordinal > e.ordinal)
+    return number > e.frame or (number == e.frame and ordinal > e.ordinal)
 end
 
 function lpjson.init()
@@ -706,7 +699,13 @@ function lpjson.init()
 end
 
 ---------------------------------------------------------------------------------------
--- Dissection of one message (a PDU handed over by dissect_tcp_pdus)
+-- Dissection. Every Lua-to-C call (a TvbRange, a tree item, a column write, a pinfo
+-- attribute) costs more than pages of Lua, so dissect_stream() fetches the bytes TCP hands
+-- over once (tvb:raw()), cuts them into messages in Lua, asks TCP itself for the rest of an
+-- unfinished message (pinfo.desegment_offset/desegment_len, as tcp_dissect_pdus would, so
+-- a segment of many messages is read in one pass), and writes the columns once per call;
+-- dissect_message() decides everything about a message first, then builds its subtree with
+-- each item's label given as it is added.
 ---------------------------------------------------------------------------------------
 
 local function add_violation(item, code, reason, range)
@@ -715,14 +714,20 @@ local function add_violation(item, code, reason, range)
 end
 
 -- The Info column lists every message of the frame after the frame's marker (a frame
--- carries one direction); it is rewritten whole each time, as the JSON dissector writes to
--- it too.
-local function set_info(pinfo, ordinal, text, marker)
+-- carries one direction); the messages of a frame may come in several calls (a reassembled
+-- message, then the rest of the segment), so the list lives in frame_ctx.
+local function add_info(ordinal, text, marker)
     if ordinal == 1 then frame_ctx.info = {}; frame_ctx.marker = marker end
-    frame_ctx.info[#frame_ctx.info + 1] = text
-    pinfo.cols.protocol = "LPJSON"
+    local info = frame_ctx.info
+    info[#info + 1] = text
+end
+
+-- Written once per call, after the messages (the JSON dissector writes to both columns too).
+local function write_columns(pinfo)
+    local cols = pinfo.cols
+    cols.protocol = "LPJSON"
     local m = frame_ctx.marker
-    pinfo.cols.info = (m and (m .. ": ") or "") .. concat(frame_ctx.info, ", ")
+    cols.info = (m and (m .. ": ") or "") .. concat(frame_ctx.info, ", ")
 end
 
 local function add_string(item, field, tvb, span, offset, value)
@@ -732,18 +737,34 @@ local function add_string(item, field, tvb, span, offset, value)
     return item:add(field, value)
 end
 
+-- UInt64 values for lpjson.content_length: a few lengths repeat all through a capture.
+local uint64_memo, uint64_memo_size = {}, 0
+
+local function uint64(n)
+    local u = uint64_memo[n]
+    if not u then
+        if uint64_memo_size >= 256 then uint64_memo, uint64_memo_size = {}, 0 end
+        u = UInt64(n)
+        uint64_memo[n] = u
+        uint64_memo_size = uint64_memo_size + 1
+    end
+    return u
+end
+
 -- Request k and response k of a conversation point at each other; the number k is taken in
 -- the first pass and read back later.
-local function link(st, pinfo, ordinal, item)
-    local key = pinfo.number .. ":" .. ordinal
-    local m = messages[key]
+local function link(c, ordinal, item)
+    local st, number = c.st, c.number
+    local in_frame = messages[number]
+    local m = in_frame and in_frame[ordinal]
     if not m then
-        if pinfo.visited then return end
+        if c.visited then return end
         st.count = st.count + 1
         m = { request = st.request, k = st.count, conv = st.conv }
-        messages[key] = m
+        if not in_frame then in_frame = {}; messages[number] = in_frame end
+        in_frame[ordinal] = m
         local side = m.request and st.conv.requests or st.conv.responses
-        side[m.k] = { frame = pinfo.number, time = pinfo.rel_ts }
+        side[m.k] = { frame = number, time = c.pinfo.rel_ts }
     end
     if m.request then
         item:add(f.request, true):set_hidden()
@@ -754,7 +775,7 @@ local function link(st, pinfo, ordinal, item)
         local asked = m.conv.requests[m.k]
         if asked then
             item:add(f.request_in, asked.frame):set_generated()
-            local delta = pinfo.rel_ts - asked.time
+            local delta = c.pinfo.rel_ts - asked.time
             local secs = math.floor(delta)
             item:add(f.time, NSTime.new(secs, math.floor((delta - secs) * 1e9 + 0.5))):set_generated()
         end
@@ -764,8 +785,9 @@ end
 local SHOWN_KEYS = { { "action", "action" }, { "value", "value" }, { "result", "result" }, { "error", "error" } }
 
 -- lpjson.action, .value, .result, .error: the content's top-level keys users look for. A
--- string shows as its text, anything else as its JSON literal.
-local function add_content_keys(item, value, text, crange)
+-- string shows as its text, anything else as its JSON literal. coff: the content's offset
+-- in tvb when text is the content's own bytes (then the fields point at them), else nil.
+local function add_content_keys(item, value, text, tvb, coff)
     if json_type(value) ~= "obj" then return end
     local map, span = value.map, value.span
     for _, pair in ipairs(SHOWN_KEYS) do
@@ -773,8 +795,8 @@ local function add_content_keys(item, value, text, crange)
         if v ~= nil then
             local s = span[pair[1]]
             local shown = type(v) == "string" and v or sub(text, s[1], s[2])
-            if crange and text == crange:raw() then
-                item:add(f[pair[2]], crange(s[1] - 1, s[2] - s[1] + 1), shown)
+            if coff then
+                item:add(f[pair[2]], tvb(coff + s[1] - 1, s[2] - s[1] + 1), shown)
             else
                 item:add(f[pair[2]], shown)
             end
@@ -782,144 +804,142 @@ local function add_content_keys(item, value, text, crange)
     end
 end
 
-local function dissect_message(tvb, pinfo, tree)
-    enter_frame(pinfo)
-    frame_ctx.ordinal = frame_ctx.ordinal + 1
-    local ordinal = frame_ctx.ordinal
-    local st = direction_state(pinfo)
+-- Without reassembly (or with segments missing) the stream offsets are lost: no
+-- end-of-stream verdict for this direction then.
+local function cut_short(c, item, ordinal, marker)
+    item:add_proto_expert_info(ex_truncated)
+    add_info(ordinal, "[message cut short]", marker)
+    if not c.visited then c.st.lost = true end
+end
+
+-- A framing or header violation: the message is flagged, and nothing after it in this
+-- direction is parsed (after_error).
+local function failed(c, item, ordinal, marker, code, reason, range)
+    add_violation(item, code, reason, range)
+    link(c, ordinal, item)
+    add_info(ordinal, "[" .. code .. "] " .. shorten(reason, 80), marker)
+    if not c.visited then c.st.failed = { frame = c.number, ordinal = ordinal } end
+end
+
+-- read_content_cached hands out the same value table for a repeated content: its Info
+-- line is kept with it.
+local summary_memo = setmetatable({}, { __mode = "k" })
+
+local function label(marker, rest)
+    return "Length-prefixed JSON, " .. marker .. rest
+end
+
+-- One message at offset of c.tvb: mlen bytes of it are here (fewer than the message has
+-- only when TCP cannot reassemble); hlen, info, code, reason: its header length and the
+-- header's verdict when the whole header is here.
+local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reason)
+    local tvb, tree, st = c.tvb, c.tree, c.st
     local marker = st.request and "Request" or "Response"
-    local len = tvb:len()
+    local mrange = tvb(offset, mlen)
 
-    if after_error(st, pinfo, ordinal) then
-        local item = tree:add(lpjson, tvb(), "Length-prefixed JSON, " .. len .. " bytes after a protocol error (not parsed)")
-        item:add(f.unparsed, tvb())
-        item:add_proto_expert_info(ex_after_error)
-        set_info(pinfo, ordinal, "[" .. len .. " bytes after a protocol error]", marker)
-        return len
+    if mlen < 2 then -- only without reassembly: the prefix itself is cut
+        local item = tree:add(lpjson, mrange, label(marker, ", cut short"))
+        item:add(f.missing, 2 - mlen):set_generated()
+        return cut_short(c, item, ordinal, marker)
     end
-
-    -- Without reassembly (or with segments missing) the stream offsets are lost: no
-    -- end-of-stream verdict for this direction then.
-    local function cut_short(item)
-        item:set_text("Length-prefixed JSON, " .. marker .. ", cut short")
-        item:add_proto_expert_info(ex_truncated)
-        set_info(pinfo, ordinal, "[message cut short]", marker)
-        if not pinfo.visited then st.lost = true end
-        return len
-    end
-
-    local function failed(item, code, reason, range, consumed)
-        add_violation(item, code, reason, range)
-        item:set_text("Length-prefixed JSON, " .. marker .. " [" .. code .. "]")
-        link(st, pinfo, ordinal, item)
-        set_info(pinfo, ordinal, "[" .. code .. "] " .. shorten(reason, 80), marker)
-        if not pinfo.visited then st.failed = { frame = pinfo.number, ordinal = ordinal } end
-        return consumed
-    end
-
-    local item = tree:add(lpjson, tvb())
-    if len < 2 then -- only without reassembly: the prefix itself is cut
-        item:add(f.missing, 2 - len):set_generated()
-        return cut_short(item)
-    end
-    local hlen = tvb(0, 2):uint()
-    item:add(f.header_length, tvb(0, 2))
     if hlen == 0 then
-        return failed(item, "zero-header-length", "header length is 0: an empty header is not a JSON object",
-            tvb(0, 2), 2)
+        local prange = tvb(offset, 2)
+        local item = tree:add(lpjson, mrange, label(marker, " [zero-header-length]"))
+        item:add(f.header_length, prange, 0)
+        return failed(c, item, ordinal, marker, "zero-header-length",
+            "header length is 0: an empty header is not a JSON object", prange)
     end
-    if len < 2 + hlen then
-        item:add(f.missing, 2 + hlen - len):set_generated()
-        return cut_short(item)
+    if mlen < 2 + hlen then
+        local item = tree:add(lpjson, mrange, label(marker, ", cut short"))
+        item:add(f.header_length, tvb(offset, 2), hlen)
+        item:add(f.missing, 2 + hlen - mlen):set_generated()
+        return cut_short(c, item, ordinal, marker)
     end
-    local hrange = tvb(2, hlen)
-    local raw = hrange:raw()
-    local hitem = item:add_packet_field(f.header, hrange, ENC_UTF_8)
-    local info, code, reason = check_header_cached(raw, lpjson.prefs.max_content_length)
+    local hoff = offset + 2
+    local hrange = tvb(hoff, hlen)
     if code then
-        return failed(item, code, reason, hrange, 2 + hlen)
+        local item = tree:add(lpjson, mrange, label(marker, " [" .. code .. "]"))
+        item:add(f.header_length, tvb(offset, 2), hlen)
+        item:add_packet_field(f.header, hrange, ENC_UTF_8)
+        return failed(c, item, ordinal, marker, code, reason, hrange)
     end
+
     local header = info.value
-    local hmap, hspan = header.map, header.span
-    add_string(hitem, f.byteorder, tvb, hspan["byteorder"], 2, hmap["byteorder"])
+    local hmap = header.map
     local ctype, encoding = hmap["content-type"], hmap["content-encoding"]
-    add_string(hitem, f.content_type, tvb, hspan["content-type"], 2, ctype)
-    add_string(hitem, f.content_encoding, tvb, hspan["content-encoding"], 2, encoding)
+    local clen = info.length
+    local complete = mlen >= 2 + hlen + clen
+    local coff = hoff + hlen
+    local value, text_or_code, creason, craw
+    if complete and ctype == "text/json" then
+        craw = clen > 0 and sub(c.raw, coff + 1, coff + clen) or ""
+        value, text_or_code, creason = read_content_cached(craw, encoding)
+    end
+    local line, text
+    if not complete then
+        text = label(marker, ", cut short")
+    elseif value == nil and craw then -- text/json content that is not valid
+        line = summary(ctype, encoding, clen, nil)
+        text = label(marker, " [" .. text_or_code .. "]: " .. line)
+        line = "[" .. text_or_code .. "] " .. line
+    elseif craw and type(value) == "table" then -- a repeated content is the same table
+        line = summary_memo[value]
+        if not line then
+            line = summary(ctype, encoding, clen, value)
+            summary_memo[value] = line
+        end
+        text = label(marker, ": " .. line)
+    else
+        line = summary(ctype, encoding, clen, value)
+        text = label(marker, ": " .. line)
+    end
+
+    local item = tree:add(lpjson, mrange, text)
+    item:add(f.header_length, tvb(offset, 2), hlen)
+    -- a valid header is strict UTF-8 without NUL: its text is its bytes (cheaper than
+    -- add_packet_field, which decodes them again)
+    local hitem = item:add(f.header, hrange, sub(c.raw, hoff + 1, hoff + hlen))
+    local hspan = header.span
+    add_string(hitem, f.byteorder, tvb, hspan["byteorder"], hoff, hmap["byteorder"])
+    add_string(hitem, f.content_type, tvb, hspan["content-type"], hoff, ctype)
+    add_string(hitem, f.content_encoding, tvb, hspan["content-encoding"], hoff, encoding)
     local span = hspan["content-length"]
-    hitem:add(f.content_length, tvb(2 + span[1] - 1, span[2] - span[1] + 1), UInt64(info.length))
+    hitem:add(f.content_length, tvb(hoff + span[1] - 1, span[2] - span[1] + 1), uint64(clen))
     if #header.keys > 4 then
+        local hraw = sub(c.raw, hoff + 1, hoff + hlen)
         for _, key in ipairs(header.keys) do
             if key ~= "byteorder" and key ~= "content-type" and key ~= "content-encoding" and key ~= "content-length" then
                 local ks = hspan[key]
-                add_string(hitem, f.extension, tvb, ks, 2, key .. ": " .. sub(raw, ks[1], ks[2]))
+                add_string(hitem, f.extension, tvb, ks, hoff, key .. ": " .. sub(hraw, ks[1], ks[2]))
             end
         end
     end
-
-    local clen = info.length
-    if len < 2 + hlen + clen then
-        item:add(f.missing, 2 + hlen + clen - len):set_generated()
-        return cut_short(item)
+    if not complete then
+        item:add(f.missing, 2 + hlen + clen - mlen):set_generated()
+        return cut_short(c, item, ordinal, marker)
     end
-    local crange = clen > 0 and tvb(2 + hlen, clen) or nil
-    local value, content_error
-    if ctype == "text/json" then
-        local text_or_code, creason
-        local craw = crange and crange:raw() or ""
-        value, text_or_code, creason = read_content_cached(craw, encoding)
-        if value == nil then
-            item:add(f.content, crange or tvb(2 + hlen, 0))
-            add_violation(item, text_or_code, creason, crange)
-            content_error = text_or_code
-        else
-            -- valid JSON content shows as its JSON subtree only; the bytes stay filterable
-            item:add(f.content, crange or tvb(2 + hlen, 0)):set_hidden()
-            local text = text_or_code
-            add_content_keys(item, value, text, crange)
-            if text ~= craw then item:add(f.text, crange, text) end
-            if crange and json_dissector then
-                local ctvb = crange:tvb()
-                if text ~= craw then ctvb = ByteArray.new(text, true):tvb("Decoded content") end
-                pcall(json_dissector.call, json_dissector, ctvb, pinfo, item)
-            end
+
+    local crange = tvb(coff, clen)
+    if craw == nil then
+        item:add(f.content, crange)
+    elseif value == nil then
+        item:add(f.content, crange)
+        add_violation(item, text_or_code, creason, clen > 0 and crange or nil)
+    else
+        -- valid JSON content shows as its JSON subtree only; the bytes stay filterable
+        item:add(f.content, crange):set_hidden()
+        local decoded = text_or_code
+        local own = decoded == craw
+        add_content_keys(item, value, decoded, tvb, own and coff or nil)
+        if not own then item:add(f.text, crange, decoded) end
+        if clen > 0 and json_dissector then
+            local ctvb = own and crange:tvb() or ByteArray.new(decoded, true):tvb("Decoded content")
+            pcall(json_dissector.call, json_dissector, ctvb, c.pinfo, item)
         end
-    else
-        item:add(f.content, crange or tvb(2 + hlen, 0))
     end
-    link(st, pinfo, ordinal, item)
-    local line = summary(ctype, encoding, clen, value)
-    if content_error then
-        item:set_text("Length-prefixed JSON, " .. marker .. " [" .. content_error .. "]: " .. line)
-        line = "[" .. content_error .. "] " .. line
-    else
-        item:set_text("Length-prefixed JSON, " .. marker .. ": " .. line)
-    end
-    set_info(pinfo, ordinal, line, marker)
-    if not pinfo.visited then st.consumed = st.consumed + 2 + hlen + clen end
-    return 2 + hlen + clen
-end
-
--- How long the message starting at offset is: 0 asks TCP for one more segment.
-local function message_length(tvb, pinfo, offset)
-    enter_frame(pinfo)
-    local st = direction_state(pinfo)
-    local avail = tvb:len() - offset
-    if after_error(st, pinfo, frame_ctx.ordinal + 1) then return avail end
-    if avail < 2 then -- tcp_dissect_pdus asks anyway when it cannot reassemble
-        return pinfo.can_desegment > 0 and 0 or 2 -- (less than 2 would be a bounds error)
-    end
-    local hlen = tvb(offset, 2):uint()
-    if hlen == 0 then return 2 end
-    if avail < 2 + hlen then
-        if not pinfo.visited then st.need = 2 + hlen end
-        if pinfo.can_desegment > 0 then return 0 end
-        return avail
-    end
-    local info, code = check_header_cached(tvb(offset + 2, hlen):raw(), lpjson.prefs.max_content_length)
-    if code or info == nil then return 2 + hlen end
-    local total = 2 + hlen + info.length
-    if not pinfo.visited then st.need = total end
-    return total
+    link(c, ordinal, item)
+    add_info(ordinal, line, marker)
+    if not c.visited then st.consumed = st.consumed + 2 + hlen + clen end
 end
 
 -- A gap in the TCP stream (a segment missing, or one arriving out of order while TCP does
@@ -935,15 +955,104 @@ local function dissect_gap(tvb, pinfo, tree, st)
     return len
 end
 
+local function dissect_after_error(c, offset, len, ordinal)
+    local range = c.tvb(offset, len)
+    local item = c.tree:add(lpjson, range, "Length-prefixed JSON, " .. len .. " bytes after a protocol error (not parsed)")
+    item:add(f.unparsed, range)
+    item:add_proto_expert_info(ex_after_error)
+    add_info(ordinal, "[" .. len .. " bytes after a protocol error]", c.st.request and "Request" or "Response")
+end
+
+-- How long the message at offset is (plen), as far as its bytes tell, with its header
+-- length and the header's verdict when the whole header is there; or nil and how many more
+-- bytes TCP is to bring first (when it can).
+local function measure(c, offset, avail, can_desegment)
+    if avail < 2 then
+        if can_desegment then return nil, DESEGMENT_ONE_MORE_SEGMENT end
+        return 2
+    end
+    local raw, st = c.raw, c.st
+    local hlen = byte(raw, offset + 1) * 256 + byte(raw, offset + 2)
+    if hlen == 0 then return 2, 0 end
+    if avail < 2 + hlen then
+        if not c.visited then st.need = 2 + hlen end
+        if can_desegment then return nil, DESEGMENT_ONE_MORE_SEGMENT end
+        return avail, hlen
+    end
+    local info, code, reason = check_header_cached(sub(raw, offset + 3, offset + 2 + hlen), c.limit)
+    if code then return 2 + hlen, hlen, info, code, reason end
+    local plen = 2 + hlen + info.length
+    if not c.visited then st.need = plen end
+    if plen > avail and can_desegment then return nil, plen - avail end
+    return plen, hlen, info
+end
+
 local function dissect_stream(tvb, pinfo, tree)
     local st = direction_state(pinfo) -- even a stream that never completes a prefix has an end-of-stream verdict
-    if st.gap and pinfo.number >= st.gap then return dissect_gap(tvb, pinfo, tree, st) end
-    if not pinfo.visited and f_tcp_lost_segment() then
-        st.gap, st.lost = pinfo.number, true
+    local number, visited = pinfo.number, pinfo.visited
+    if st.gap and number >= st.gap then return dissect_gap(tvb, pinfo, tree, st) end
+    if not visited and f_tcp_lost_segment() then
+        st.gap, st.lost = number, true
         return dissect_gap(tvb, pinfo, tree, st)
     end
-    dissect_tcp_pdus(tvb, tree, 2, message_length, dissect_message)
-    return tvb:len()
+    if frame_ctx.number ~= number then
+        frame_ctx.number = number
+        frame_ctx.ordinal = 0
+    end
+    local raw = tvb:raw()
+    local total = #raw
+    local c = { tvb = tvb, pinfo = pinfo, tree = tree, st = st, number = number, visited = visited, raw = raw,
+        limit = lpjson.prefs.max_content_length }
+    local shown = false
+    if pinfo.can_desegment > 0 then
+        local offset = 0
+        while offset < total do
+            local avail = total - offset
+            local ordinal = frame_ctx.ordinal + 1
+            frame_ctx.ordinal = ordinal
+            if after_error(st, number, ordinal) then
+                dissect_after_error(c, offset, avail, ordinal)
+                shown = true
+                break
+            end
+            local plen, hlen, info, code, reason = measure(c, offset, avail, true)
+            if plen == nil then
+                frame_ctx.ordinal = ordinal - 1
+                pinfo.desegment_offset, pinfo.desegment_len = offset, hlen
+                break
+            end
+            dissect_message(c, offset, plen < avail and plen or avail, ordinal, hlen, info, code, reason)
+            shown = true
+            offset = offset + plen
+        end
+    else
+        -- Without reassembly a message may run into later segments: tcp_dissect_pdus tells
+        -- TCP where the next one starts (TCP then skips the continuation), which Lua cannot.
+        -- Its callbacks come in pairs: the length of the message at offset, then the message.
+        local at, plen, hlen, info, code, reason
+        dissect_tcp_pdus(tvb, tree, 2, function(_, _, offset)
+            at = offset
+            local avail = total - offset
+            if after_error(st, number, frame_ctx.ordinal + 1) then
+                plen, hlen = avail, nil
+                return avail
+            end
+            plen, hlen, info, code, reason = measure(c, offset, avail, false)
+            return plen
+        end, function(pdu)
+            local ordinal = frame_ctx.ordinal + 1
+            frame_ctx.ordinal = ordinal
+            if after_error(st, number, ordinal) then
+                dissect_after_error(c, at, pdu:len(), ordinal)
+            else
+                dissect_message(c, at, pdu:len(), ordinal, hlen, info, code, reason)
+            end
+            shown = true
+            return pdu:len()
+        end)
+    end
+    if shown then write_columns(pinfo) end
+    return total
 end
 
 ---------------------------------------------------------------------------------------
@@ -986,14 +1095,17 @@ local function postdissect(pinfo, tree)
     if report == nil then
         -- The FIN comes after every byte of its direction, so the state is final here, in
         -- whichever pass the TCP fields are first available (they are not in a pass without a tree).
-        local fin, seq = last_value(f_tcp_fin), last_value(f_tcp_seq)
-        if fin == nil or seq == nil then return end
+        -- (field extractors are Lua-to-C calls: the sequence number only on a FIN, the ACK
+        -- flag only on a SYN)
+        local fin = last_value(f_tcp_fin)
+        if fin == nil then return end
         report = false
         if not pinfo.visited and last_value(f_tcp_syn) and not last_value(f_tcp_ack) then
             local conv = conversation(pinfo)
             conv.client = conv.client or endpoint(pinfo.src, pinfo.src_port)
         end
-        local st = fin and streams[direction_key(pinfo)]
+        local seq = fin and last_value(f_tcp_seq)
+        local st = seq and streams[direction_key(pinfo)]
         if st and not st.failed and not st.lost then
             local received = seq - 1 - st.consumed
             if received > 0 then
