@@ -32,6 +32,7 @@ programs that do something new.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds the last shrinking pass may take past Hypothesis' own shrinking bound.
 _POST_SHRINK_TIME = 10.0
+
+#: Cases per Hypothesis run (see :func:`fuzz`).
+ROUND_EXAMPLES = 300
 
 #: Bumped when the program strategy changes so much that stored examples mean other programs.
 DATABASE_FORMAT = 1
@@ -125,8 +129,14 @@ def fuzz(
     max_steps: int = 8,
     shrink_time: float | None = None,
     progress: Callable[[FuzzStats], None] | None = None,
+    round_examples: int | None = ROUND_EXAMPLES,
 ) -> FuzzReport:
-    """Fuzz the server behind ``runner`` until a failure (shrunk) or the budget runs out."""
+    """Fuzz the server behind ``runner`` until a failure (shrunk) or the budget runs out.
+
+    The search runs in rounds of ``round_examples`` cases (None: one round), each a
+    Hypothesis run with its own seed derived from ``seed``: Hypothesis spends up to half of
+    a round optimising its targets, and in a single endless round that half never ends
+    (after 200 cases it would only mutate the best few cases)."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
     from hypothesis import seed as hypothesis_seed
     from hypothesis.database import InMemoryExampleDatabase
@@ -181,44 +191,60 @@ def fuzz(
         phases.insert(3, Phase.target)
     # Hypothesis' built-in defaults as the parent, not the profile loaded in this process: a
     # test suite's or CI's profile (derandomize, max_examples, backend...) must not change the run.
-    configured = settings(
-        parent=settings.get_profile("default"),
-        derandomize=False,
-        max_examples=max_examples if max_examples is not None else 10**9,
-        deadline=None,
-        # The local directory, shared through Redis when HARNESS_EXAMPLE_DB says so.
-        # Always a database (in memory without one), so that generation does not depend on
-        # whether there is one; only failures are kept in it (see _failures_only).
-        database=_failures_only(
-            example_database(local=database) if database is not None else InMemoryExampleDatabase()
-        ),
-        suppress_health_check=list(HealthCheck),
-        phases=phases,
-        verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
-        print_blob=False,
-        report_multiple_bugs=False,
+    # The local directory, shared through Redis when HARNESS_EXAMPLE_DB says so; always a
+    # database (in memory without one), so that generation does not depend on whether there
+    # is one; only failures are kept in it (see _failures_only).
+    store = _failures_only(
+        example_database(local=database) if database is not None else InMemoryExampleDatabase()
     )
-    # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
-    test = configured(hypothesis_seed(seed)(given(programs(runner.app, max_steps=max_steps))(case)))  # type: ignore[no-untyped-call]
     # One database key per application and profile (and format of programs): failures found
     # against one are kept apart from the others', and survive edits of this module.
-    key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
-    test._hypothesis_internal_database_key = hashlib.sha256(key.encode()).digest()
+    db_key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
+    strategy = programs(runner.app, max_steps=max_steps)
+    left = max_examples
     ended = "examples"
     failing_key: str | None = None
-    try:
-        test()
-    except _BudgetSpent:
-        ended = "time"
-    except _ShrinkSpent:
-        failing_key = min(verdicts, key=lambda k: _size(verdicts[k][0]))
-    except LiveFailure as failure:
-        failing_key = failure.key
-    except BaseExceptionGroup as group:  # several distinct failures: report the first
-        found = [e for e in _leaves(group) if isinstance(e, LiveFailure)]
-        if not found:
-            raise
-        failing_key = found[0].key
+    for number in itertools.count():
+        size = (
+            round_examples if left is None else left if round_examples is None else min(left, round_examples)
+        )
+        configured = settings(
+            parent=settings.get_profile("default"),
+            derandomize=False,
+            max_examples=size if size is not None else 10**9,
+            deadline=None,
+            database=store,
+            suppress_health_check=list(HealthCheck),
+            phases=phases,
+            verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
+            print_blob=False,
+            report_multiple_bugs=False,
+        )
+        # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
+        test = configured(hypothesis_seed(_round_seed(seed, number))(given(strategy)(case)))  # type: ignore[no-untyped-call]
+        test._hypothesis_internal_database_key = hashlib.sha256(db_key.encode()).digest()
+        try:
+            test()
+        except _BudgetSpent:
+            ended = "time"
+        except _ShrinkSpent:
+            failing_key = min(verdicts, key=lambda k: _size(verdicts[k][0]))
+        except LiveFailure as failure:
+            failing_key = failure.key
+        except BaseExceptionGroup as group:  # several distinct failures: report the first
+            found = [e for e in _leaves(group) if isinstance(e, LiveFailure)]
+            if not found:
+                raise
+            failing_key = found[0].key
+        else:
+            if size is None:
+                break
+            if left is not None:
+                left -= size
+                if left <= 0:
+                    break
+            continue
+        break
     finding = None
     if failing_key is not None:
         program, result = verdicts[failing_key]
@@ -303,6 +329,12 @@ def _failures_only(inner: Any) -> Any:
 class _ShrinkSpent(BaseException):
     """The shrink bound is reached: stop Hypothesis (each of its attempts costs generating a
     program even when it is not run); the smallest failure so far is the answer."""
+
+
+def _round_seed(seed: int, number: int) -> int:
+    if number == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}/{number}".encode()).digest()[:8], "big")
 
 
 def _size(program: list[Step]) -> tuple[int, int]:
