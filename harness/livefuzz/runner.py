@@ -285,7 +285,11 @@ class Runner:
                 sent = conn.send(chunk, deadline) if not conn.reset else 0
                 result.bytes_sent += sent
                 conn.oracle.receive(chunk)
-            self._judge(conn, wait=False, step=index)
+            # Read what is there, judge nothing: whether an answer arrived this soon is timing,
+            # and a verdict must not depend on timing (the same seed must give the same run).
+            # The answers are judged at the next read step or at the end of the program.
+            while conn.pump(0):
+                pass
         elif isinstance(step, HalfClose):
             if conn.half_closed:
                 return
@@ -294,7 +298,7 @@ class Runner:
                 conn.sock.shutdown(socket.SHUT_WR)
             conn.oracle.receive_eof()
         elif isinstance(step, Close):
-            self._judge(conn, wait=False, step=index)
+            # answers not read by then are not judged (which of them had arrived is timing)
             conn.closed = conn.transcript.client_shutdown = True
             with contextlib.suppress(OSError):
                 conn.sock.close()
