@@ -4,6 +4,7 @@
     python benchmarks/bench_live_fuzz.py                      # bounded default (at most about 6 minutes)
     python benchmarks/bench_live_fuzz.py --only speed --seconds 20
     python benchmarks/bench_live_fuzz.py --only detect --servers all --seeds 0 1 2 3 4 --budget 60
+    python benchmarks/bench_live_fuzz.py --clean --budget 300   # no false positives (must find nothing)
 
 speed: cases/s against the embedded reference server for --seconds, with and without
   feedback (hypothesis.target() toward behaviour not yet seen), and the distinct
@@ -13,6 +14,8 @@ detect: for each buggy zoo server (a default subset of bugs no fixed probe check
   --seeds under a fixed --budget, with and without feedback: median and max ("-" when
   not found within the budget), next to the probe's verdict and time on the same server.
   Shrinking is not counted (the report says when the failure showed first).
+clean: each correct zoo server and `harness serve` fuzzed for --budget seconds (seed 0):
+  every finding is printed with its shrunk program; there must be none (exit 1 otherwise).
 Each server runs as a subprocess under harness.supervise; nothing is written to the
 checkout (example databases and replay files go to a temporary directory).
 """
@@ -30,11 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.apps import search_app  # noqa: E402
-from harness.livefuzz.engine import fuzz  # noqa: E402
+from harness.livefuzz.engine import ROUND_EXAMPLES, fuzz  # noqa: E402
 from harness.livefuzz.runner import Runner  # noqa: E402
 from harness.livefuzz.target import Target, running  # noqa: E402
 from harness.probe.profiles import STRICT  # noqa: E402
-from tests.zoo import BUGGY, ZOO  # noqa: E402
+from tests.zoo import BUGGY, CORRECT, ZOO  # noqa: E402
 
 #: Bugs no fixed probe check targets well (docs/live-fuzzing.md): the default subset.
 DEFAULT_SERVERS = [
@@ -72,13 +75,60 @@ def _probe(name: str) -> str:
     return f"{verdict} ({took:.0f} s)"
 
 
-def detect(servers: list[str], seeds: list[int], budget: float, with_probe: bool) -> None:
-    print(f"## time to detect (budget {budget:g} s, seeds {' '.join(map(str, seeds))})\n")
-    print("| server | rule | feedback on: median / max | off: median / max | probe (no process monitor) |")
-    print("| --- | --- | --- | --- | --- |")
+def clean(budget: float) -> int:
+    """Fuzz every correct server for ``budget`` seconds; the number of findings (must be 0)."""
+    from harness.livefuzz.program import describe
+
+    print(f"## correct servers, {budget:g} s each (seed 0): findings must be none\n")
+    commands = {s.name: tuple(s.command()) for s in CORRECT}
+    commands["harness serve"] = (
+        sys.executable,
+        "-m",
+        "harness",
+        "serve",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    )
+    findings = 0
+    for name, command in commands.items():
+        with (
+            tempfile.TemporaryDirectory() as scratch,
+            running(Target(command=command), search_app) as (host, port, server),
+        ):
+            runner = Runner(host, port, search_app, STRICT, server=server)
+            report = fuzz(runner, max_time=budget, seed=0, database=Path(scratch) / "db", shrink_time=30.0)
+        stats = report.stats
+        verdict = "nothing found"
+        if report.finding is not None:
+            findings += 1
+            verdict = f"FINDING: {report.finding.result.failure}"
+        print(f"- {name}: {stats.cases} cases in {stats.seconds:.0f} s, {verdict}", flush=True)
+        if report.finding is not None:
+            for number, step in enumerate(report.finding.program, 1):
+                print(f"    {number}. {describe(step)}")
+    print(f"\n{findings} finding(s)")
+    return findings
+
+
+def detect(
+    servers: list[str],
+    seeds: list[int],
+    budget: float,
+    with_probe: bool,
+    modes: tuple[bool, ...],
+    round_examples: int | None = ROUND_EXAMPLES,
+) -> None:
+    rounds = f"rounds of {round_examples} cases" if round_examples else "one round"
+    print(f"## time to detect (budget {budget:g} s, seeds {' '.join(map(str, seeds))}, {rounds})\n")
+    heads = [f"feedback {'on' if m else 'off'}: median / max (case)" for m in modes]
+    print("| server | rule | " + " | ".join(heads) + " | probe (no process monitor) |")
+    print("| --- | --- | " + " | ".join("---" for _ in modes) + " | --- |")
     for name in servers:
         row = [name, ZOO[name].rule or "-"]
-        for feedback in (True, False):
+        for feedback in modes:
+            cases: list[int] = []
             times: list[float] = []
             for seed in seeds:
                 with (
@@ -93,15 +143,18 @@ def detect(servers: list[str], seeds: list[int], budget: float, with_probe: bool
                         database=Path(scratch) / "db",
                         feedback=feedback,
                         shrink_time=1.0,
+                        round_examples=round_examples,
                     )
                 times.append(report.finding.first_found_after if report.finding else float("inf"))
+                if report.finding:
+                    cases.append(report.finding.first_found_case)
             found = [t for t in times if t != float("inf")]
             median = statistics.median(times)
             shown = "-" if median == float("inf") else f"{median:.1f} s"
             worst = (
                 f"{max(times):.1f} s" if len(found) == len(times) else f"- ({len(found)}/{len(times)} found)"
             )
-            row.append(f"{shown} / {worst}")
+            row.append(f"{shown} / {worst} ({'/'.join(map(str, cases)) or '-'})")
         row.append(_probe(name) if with_probe else "not run")
         print("| " + " | ".join(row) + " |", flush=True)
     print()
@@ -117,15 +170,30 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="detect: seeds (default 0 1)")
     parser.add_argument("--budget", type=float, default=20.0, help="detect: seconds per run (default 20)")
     parser.add_argument("--no-probe", action="store_true", help="detect: leave out the probe column")
+    parser.add_argument(
+        "--feedback", choices=["both", "on", "off"], default="both", help="detect: which modes (default both)"
+    )
+    parser.add_argument(
+        "--round-examples",
+        type=int,
+        default=ROUND_EXAMPLES,
+        help=f"detect: cases per Hypothesis run (default {ROUND_EXAMPLES}; 0: one endless run)",
+    )
+    parser.add_argument(
+        "--clean", action="store_true", help="only fuzz the correct servers for --budget s each (no findings)"
+    )
     args = parser.parse_args()
     servers = [s.name for s in BUGGY] if args.servers == ["all"] else args.servers
     unknown = [s for s in servers if s not in ZOO]
     if unknown:
         parser.error(f"no zoo server {', '.join(unknown)}")
+    if args.clean:
+        return 1 if clean(args.budget) else 0
     if args.only in (None, "speed"):
         speed(args.seconds)
     if args.only in (None, "detect"):
-        detect(servers, args.seeds, args.budget, not args.no_probe)
+        modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.feedback]
+        detect(servers, args.seeds, args.budget, not args.no_probe, modes, args.round_examples or None)
     return 0
 
 

@@ -9,6 +9,20 @@ shrinking and in Hypothesis' final replay without being re-run (a flaky server
 cannot confuse the shrinker). Shrinking has its own time bound
 (``shrink_time``): past it the smallest failure found so far is the answer.
 
+After Hypothesis, a last pass (:func:`harness.livefuzz.program.simpler`) tries one edit
+at a time on its answer (a step out, one item of a pipeline out, a send in one piece),
+keeping any edit that still fails, within the same bound.
+
+Reproducible: with the same ``seed`` and a server that answers the same bytes the same way,
+the run generates the same programs in the same order (:attr:`FuzzStats.digest` is a
+hash of them). What feeds generation is the seed, the case budget, the example
+database's stored *failures* (tried first) and the verdicts; the settings are built from
+Hypothesis' built-in defaults, not from whatever profile the environment loaded (the
+``ci`` profile derandomizes, others change the example count); targets' best cases
+(Hypothesis' "pareto front") are not stored, so a run that found nothing leaves nothing
+that changes the next; and the behaviours fed back are the judged ones, not timing
+(a reset and a FIN count the same).
+
 Feedback (``feedback=True``): each case reports ``hypothesis.target()`` the
 number of behaviours it showed that no case showed before (error codes owed and
 answered, how connections ended, answer shapes), which steers generation toward
@@ -18,20 +32,27 @@ programs that do something new.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from harness.livefuzz.program import Step, programs, to_json
+from harness.livefuzz.program import Step, programs, simpler, to_json
 from harness.livefuzz.runner import CaseResult, Runner
 
 __all__ = ["Finding", "FuzzReport", "FuzzStats", "fuzz"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds the last shrinking pass may take past Hypothesis' own shrinking bound.
+_POST_SHRINK_TIME = 10.0
+
+#: Cases per Hypothesis run (see :func:`fuzz`).
+ROUND_EXAMPLES = 300
 
 #: Bumped when the program strategy changes so much that stored examples mean other programs.
 DATABASE_FORMAT = 1
@@ -49,6 +70,12 @@ class FuzzStats:
     failures: int = 0
     shrinking: bool = False
     behaviours: int = 0
+    #: Hash of every program run so far, in order: two runs with equal digests ran the same cases.
+    hasher: Any = field(default_factory=hashlib.sha256, repr=False)
+
+    @property
+    def digest(self) -> str:
+        return str(self.hasher.hexdigest()[:16])
 
     @property
     def seconds(self) -> float:
@@ -102,10 +129,17 @@ def fuzz(
     max_steps: int = 8,
     shrink_time: float | None = None,
     progress: Callable[[FuzzStats], None] | None = None,
+    round_examples: int | None = ROUND_EXAMPLES,
 ) -> FuzzReport:
-    """Fuzz the server behind ``runner`` until a failure (shrunk) or the budget runs out."""
+    """Fuzz the server behind ``runner`` until a failure (shrunk) or the budget runs out.
+
+    The search runs in rounds of ``round_examples`` cases (None: one round), each a
+    Hypothesis run with its own seed derived from ``seed``: Hypothesis spends up to half of
+    a round optimising its targets, and in a single endless round that half never ends
+    (after 200 cases it would only mutate the best few cases)."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
     from hypothesis import seed as hypothesis_seed
+    from hypothesis.database import InMemoryExampleDatabase
 
     from harness.exampledb import example_database
 
@@ -114,11 +148,13 @@ def fuzz(
     shrink_bound = shrink_time if shrink_time is not None else max(30.0, max_time or 30.0)
     verdicts: dict[str, tuple[list[Step], CaseResult]] = {}
     seen: set[str] = set()
+    passed: set[str] = set()
     first: list[tuple[float, int]] = []
     shrink_deadline: list[float] = []
 
     def case(program: list[Step]) -> None:
         key = json.dumps(to_json(program), sort_keys=True)
+        stats.hasher.update(key.encode() + b"\n")
         known = verdicts.get(key)
         if known is not None:
             _fail(key, known[1])
@@ -126,7 +162,7 @@ def fuzz(
         if not verdicts and deadline is not None and now > deadline:
             raise _BudgetSpent
         if shrink_deadline and now > shrink_deadline[0]:
-            return  # shrinking took long enough: the smallest failure so far is the answer
+            raise _ShrinkSpent  # shrinking took long enough: the smallest failure so far is the answer
         result = runner.run(program)
         stats.cases += 1
         stats.connections += result.connections + 1  # and the fresh connection
@@ -137,6 +173,8 @@ def fuzz(
         stats.behaviours = len(seen)
         if feedback:
             target(float(len(new)), label="new behaviours")
+        if result.failure is None:
+            passed.add(key)
         if progress is not None:
             progress(stats)
         if result.failure is not None:
@@ -151,44 +189,156 @@ def fuzz(
     phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
     if feedback:
         phases.insert(3, Phase.target)
-    configured = settings(
-        max_examples=max_examples if max_examples is not None else 10**9,
-        deadline=None,
-        # The local directory, shared through Redis when HARNESS_EXAMPLE_DB says so.
-        database=example_database(local=database) if database is not None else None,
-        suppress_health_check=list(HealthCheck),
-        phases=phases,
-        verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
-        print_blob=False,
-        report_multiple_bugs=False,
+    # Hypothesis' built-in defaults as the parent, not the profile loaded in this process: a
+    # test suite's or CI's profile (derandomize, max_examples, backend...) must not change the run.
+    # The local directory, shared through Redis when HARNESS_EXAMPLE_DB says so; always a
+    # database (in memory without one), so that generation does not depend on whether there
+    # is one; only failures are kept in it (see _failures_only).
+    store = _failures_only(
+        example_database(local=database) if database is not None else InMemoryExampleDatabase()
     )
-    # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
-    test = configured(hypothesis_seed(seed)(given(programs(runner.app, max_steps=max_steps))(case)))  # type: ignore[no-untyped-call]
     # One database key per application and profile (and format of programs): failures found
     # against one are kept apart from the others', and survive edits of this module.
-    key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
-    test._hypothesis_internal_database_key = hashlib.sha256(key.encode()).digest()
+    db_key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
+    strategy = programs(runner.app, max_steps=max_steps)
+    left = max_examples
     ended = "examples"
     failing_key: str | None = None
-    try:
-        test()
-    except _BudgetSpent:
-        ended = "time"
-    except LiveFailure as failure:
-        failing_key = failure.key
-    except BaseExceptionGroup as group:  # several distinct failures: report the first
-        found = [e for e in _leaves(group) if isinstance(e, LiveFailure)]
-        if not found:
-            raise
-        failing_key = found[0].key
+    for number in itertools.count():
+        size = (
+            round_examples if left is None else left if round_examples is None else min(left, round_examples)
+        )
+        configured = settings(
+            parent=settings.get_profile("default"),
+            derandomize=False,
+            max_examples=size if size is not None else 10**9,
+            deadline=None,
+            database=store,
+            suppress_health_check=list(HealthCheck),
+            phases=phases,
+            verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
+            print_blob=False,
+            report_multiple_bugs=False,
+        )
+        # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
+        test = configured(hypothesis_seed(_round_seed(seed, number))(given(strategy)(case)))  # type: ignore[no-untyped-call]
+        test._hypothesis_internal_database_key = hashlib.sha256(db_key.encode()).digest()
+        try:
+            test()
+        except _BudgetSpent:
+            ended = "time"
+        except _ShrinkSpent:
+            failing_key = min(verdicts, key=lambda k: _size(verdicts[k][0]))
+        except LiveFailure as failure:
+            failing_key = failure.key
+        except BaseExceptionGroup as group:  # several distinct failures: report the first
+            found = [e for e in _leaves(group) if isinstance(e, LiveFailure)]
+            if not found:
+                raise
+            failing_key = found[0].key
+        else:
+            if size is None:
+                break
+            if left is not None:
+                left -= size
+                if left <= 0:
+                    break
+            continue
+        break
     finding = None
     if failing_key is not None:
         program, result = verdicts[failing_key]
+        program, result = _shrink_more(program, result, runner, verdicts, passed, stats, shrink_deadline)
         at, number = first[0] if first else (stats.seconds, stats.cases)
         finding = Finding(program, result, at, number)
         ended = "failure"
     stats.shrinking = False
     return FuzzReport(stats, finding, seed, ended)
+
+
+def _shrink_more(
+    program: list[Step],
+    result: CaseResult,
+    runner: Runner,
+    verdicts: dict[str, tuple[list[Step], CaseResult]],
+    passed: set[str],
+    stats: FuzzStats,
+    shrink_deadline: list[float],
+) -> tuple[list[Step], CaseResult]:
+    """One edit at a time on Hypothesis' answer, keeping every edit that still fails (verdicts
+    remembered both ways), until none does or the shrink bound is reached."""
+    # its own bound, so that it still runs when Hypothesis used all of the shrink bound
+    end = max(shrink_deadline[0] if shrink_deadline else 0.0, time.monotonic() + _POST_SHRINK_TIME)
+    progress = True
+    while progress:
+        progress = False
+        for candidate in simpler(program):
+            if time.monotonic() > end:
+                return program, result
+            key = json.dumps(to_json(candidate), sort_keys=True)
+            if key in passed:
+                continue
+            known = verdicts.get(key)
+            if known is None:
+                outcome = runner.run(candidate)
+                stats.cases += 1
+                if outcome.failure is None:
+                    passed.add(key)
+                    continue
+                stats.failures += 1
+                known = verdicts[key] = (candidate, outcome)
+            program, result = known
+            progress = True
+            break
+    return program, result
+
+
+def _failures_only(inner: Any) -> Any:
+    """``inner``, an example database, keeping failures only: Hypothesis also stores the best
+    case of each target (its "pareto front") and replays those at the start of the next run,
+    so a run that found nothing would change the next run of the same seed. (The class is
+    made here: hypothesis is an optional extra, imported only when fuzzing.)"""
+    from hypothesis.database import ExampleDatabase
+
+    def kept(key: bytes) -> bool:
+        return not key.endswith(b".pareto")
+
+    class FailuresOnly(ExampleDatabase):
+        def __repr__(self) -> str:
+            return f"FailuresOnly({inner!r})"
+
+        def save(self, key: bytes, value: bytes) -> None:
+            if kept(key):
+                inner.save(key, value)
+
+        def fetch(self, key: bytes) -> Any:
+            return inner.fetch(key) if kept(key) else iter(())
+
+        def delete(self, key: bytes, value: bytes) -> None:
+            inner.delete(key, value)
+
+        def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+            if kept(dest):
+                inner.move(src, dest, value)
+            else:
+                inner.delete(src, value)
+
+    return FailuresOnly()
+
+
+class _ShrinkSpent(BaseException):
+    """The shrink bound is reached: stop Hypothesis (each of its attempts costs generating a
+    program even when it is not run); the smallest failure so far is the answer."""
+
+
+def _round_seed(seed: int, number: int) -> int:
+    if number == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}/{number}".encode()).digest()[:8], "big")
+
+
+def _size(program: list[Step]) -> tuple[int, int]:
+    return len(program), len(json.dumps(to_json(program)))
 
 
 def _fail(key: str, result: CaseResult) -> NoReturn:

@@ -38,7 +38,9 @@ __all__ = [
     "Step",
     "describe",
     "from_json",
+    "pipeline_label",
     "programs",
+    "simpler",
     "to_json",
 ]
 
@@ -60,17 +62,46 @@ class Open:
 @dataclass(frozen=True)
 class Send:
     """Send ``data`` on ``conn``: one ``send()`` per chunk between the ``cuts`` (offsets into
-    ``data``), ``pause`` seconds apart. ``label`` says what the bytes are, for people."""
+    ``data``), ``pause`` seconds apart. ``label`` says what the bytes are, for people.
+
+    ``parts`` describes a pipeline: the byte count and label of each item, in order
+    (empty for a single item), so that a shrinker can take one item out
+    (:meth:`without_part`)."""
 
     conn: int
     data: bytes
     cuts: tuple[int, ...] = ()
     pause: float = 0.0
     label: str = ""
+    parts: tuple[tuple[int, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.parts and sum(n for n, _ in self.parts) != len(self.data):
+            raise ValueError(
+                f"the parts' sizes add up to {sum(n for n, _ in self.parts)}, not {len(self.data)}"
+            )
 
     def chunks(self) -> list[bytes]:
         edges = [0, *sorted(c for c in self.cuts if 0 < c < len(self.data)), len(self.data)]
         return [self.data[a:b] for a, b in itertools.pairwise(edges) if b > a]
+
+    def without_part(self, index: int) -> Send:
+        """This send with item ``index`` of its pipeline taken out (cuts inside it dropped,
+        later cuts moved with the bytes)."""
+        start = sum(n for n, _ in self.parts[:index])
+        size = self.parts[index][0]
+        end = start + size
+        parts = self.parts[:index] + self.parts[index + 1 :]
+        cuts = tuple(c if c <= start else c - size for c in self.cuts if not start < c < end)
+        data = self.data[:start] + self.data[end:]
+        if len(parts) == 1:
+            return Send(self.conn, data, cuts, self.pause, parts[0][1])
+        return Send(self.conn, data, cuts, self.pause, pipeline_label([label for _, label in parts]), parts)
+
+
+def pipeline_label(labels: Sequence[str]) -> str:
+    """The label of a send that carries ``labels``' items back to back."""
+    return labels[0] if len(labels) == 1 else f"{len(labels)} pipelined: " + "; ".join(labels)
 
 
 @dataclass(frozen=True)
@@ -130,6 +161,8 @@ def step_to_json(step: Step) -> dict[str, Any]:
         out["cuts"] = list(step.cuts)
         out["pause"] = step.pause
         out["label"] = step.label
+        if step.parts:
+            out["parts"] = [[size, label] for size, label in step.parts]
     return out
 
 
@@ -154,12 +187,18 @@ def step_from_json(obj: Any) -> Step:
             pause = float(obj.get("pause", 0.0))
             if not 0 <= pause <= 10:
                 raise ValueError("pause must be in 0..10 seconds")
+            parts = obj.get("parts", [])
+            if not isinstance(parts, list) or not all(
+                isinstance(p, list) and len(p) == 2 and type(p[0]) is int and p[0] >= 0 for p in parts
+            ):
+                raise ValueError("parts must be a list of [byte count, label] pairs")
             return Send(
                 conn,
                 base64.b64decode(obj["data"], validate=True),
                 tuple(cuts),
                 pause,
                 str(obj.get("label", "")),
+                tuple((size, str(label)) for size, label in parts),
             )
         return _KINDS[kind](conn)  # type: ignore[call-arg]
     except (KeyError, TypeError, ValueError) as exc:
@@ -343,9 +382,8 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
         conn = draw(st.integers(0, MAX_CONNECTIONS - 1))
         items = draw(st.lists(item, min_size=1, max_size=4))
         data = b"".join(data for data, _ in items)
-        label = (
-            items[0][1] if len(items) == 1 else f"{len(items)} pipelined: " + "; ".join(i[1] for i in items)
-        )
+        label = pipeline_label([i[1] for i in items])
+        parts = tuple((len(d), text) for d, text in items) if len(items) > 1 else ()
         cuts: tuple[int, ...] = ()
         pause = 0.0
         if draw(st.integers(0, 2)) == 0 and len(data) > 1:
@@ -356,7 +394,7 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
                     sorted(set(draw(st.lists(st.integers(1, len(data) - 1), min_size=1, max_size=6))))
                 )
             pause = draw(st.sampled_from([0.0, 0.0, 0.001, 0.005, MAX_PAUSE]))
-        return Send(conn, data, cuts, pause, label)
+        return Send(conn, data, cuts, pause, label, parts)
 
     conn = st.integers(0, MAX_CONNECTIONS - 1)
     # Sends are most of a program; idling is rare and short (it costs wall-clock time).
@@ -373,3 +411,36 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
         st.builds(Idle, st.sampled_from([0.005, 0.02, MAX_IDLE])),
     )
     return st.lists(step, min_size=1, max_size=max_steps)
+
+
+# -- shrinking beyond Hypothesis ---------------------------------------------------------
+
+
+def simpler(program: Sequence[Step]) -> list[list[Step]]:
+    """Programs one edit simpler than ``program``, the biggest cuts first: without one step,
+    without one item of a pipelined send, a send in one piece, without a pause.
+
+    Hypothesis' shrinker works on the choices a program was drawn from; an item in the
+    middle of a pipeline is often out of its reach (the cut points drawn after it depend
+    on the send's length), so the engine tries these edits on its answer."""
+    steps = list(program)
+    out: list[list[Step]] = []
+    if len(steps) > 1:
+        out.extend(steps[:i] + steps[i + 1 :] for i in range(len(steps)))
+    for i, step in enumerate(steps):
+        if isinstance(step, Send) and len(step.parts) > 1:
+            out.extend([*steps[:i], step.without_part(k), *steps[i + 1 :]] for k in range(len(step.parts)))
+    for i, step in enumerate(steps):
+        if isinstance(step, Send) and step.cuts:
+            out.append(
+                [*steps[:i], Send(step.conn, step.data, (), 0.0, step.label, step.parts), *steps[i + 1 :]]
+            )
+        elif isinstance(step, Send) and step.pause:
+            out.append(
+                [
+                    *steps[:i],
+                    Send(step.conn, step.data, step.cuts, 0.0, step.label, step.parts),
+                    *steps[i + 1 :],
+                ]
+            )
+    return out

@@ -33,7 +33,7 @@ from harness.message import Message
 from harness.probe.checks import error_code
 from harness.probe.profiles import Profile
 from harness.probe.wire import Chunk, Transcript
-from harness.supervise import ServerUnderTest
+from harness.supervise import RssSample, ServerUnderTest
 
 __all__ = ["CaseResult", "Runner"]
 
@@ -187,6 +187,9 @@ class Runner:
             server.restart()
             self.port = server.port
         mark = server.mark() if server is not None else None
+        # RSS sampled during the case (and the kernel's peak counter): a server that balloons
+        # and frees within one case is caught, not only one that keeps what it took.
+        sampler = server.rss_sampler().start() if server is not None and server.alive else None
         conns: dict[int, _Conn] = {}
         try:
             try:
@@ -203,8 +206,9 @@ class Runner:
             result.failure, result.step = str(failed), failed.step
         except OSError as exc:  # connect refused, unreachable: the server is gone
             result.failure, result.step = f"cannot connect to the server: {exc.strerror or exc}", None
+        peak = sampler.stop() if sampler is not None else None
         if server is not None and mark is not None:
-            problem = self._observe(server, mark)
+            problem = self._observe(server, mark, peak)
             if problem is not None and (result.failure is None or not server.alive):
                 result.failure = problem if result.failure is None else f"{problem} ({result.failure})"
                 result.step = None
@@ -215,7 +219,7 @@ class Runner:
         result.seconds = time.monotonic() - started
         return result
 
-    def _observe(self, server: ServerUnderTest, mark: object) -> str | None:
+    def _observe(self, server: ServerUnderTest, mark: object, sample: RssSample | None) -> str | None:
         from harness.supervise import Mark
 
         assert isinstance(mark, Mark)
@@ -228,10 +232,20 @@ class Runner:
             return "; ".join(seen.problems)
         rss = server.rss()
         if self._baseline_rss is None:
-            self._baseline_rss = rss
-        elif rss and rss - self._baseline_rss > self.rss_limit:
+            # the first case's start (before it sent anything), else its end
+            self._baseline_rss = sample.baseline if sample is not None and sample.baseline else rss
+        if not rss and sample is None:
+            return None
+        limit = self.rss_limit >> 20
+        if sample is not None and sample.peak - self._baseline_rss > self.rss_limit:
+            growth = (sample.peak - self._baseline_rss) / (1 << 20)
+            now = (rss - self._baseline_rss) / (1 << 20) if rss else 0.0
+            return (
+                f"the server's RSS peaked {growth:.1f} MiB above its size when fuzzing started, during "
+                f"this case ({now:+.1f} MiB after it; limit {limit} MiB)"
+            )
+        if rss and rss - self._baseline_rss > self.rss_limit:
             growth = (rss - self._baseline_rss) / (1 << 20)
-            limit = self.rss_limit >> 20
             return f"the server's RSS grew by {growth:.1f} MiB since fuzzing started (limit {limit} MiB)"
         return None
 
@@ -271,7 +285,11 @@ class Runner:
                 sent = conn.send(chunk, deadline) if not conn.reset else 0
                 result.bytes_sent += sent
                 conn.oracle.receive(chunk)
-            self._judge(conn, wait=False, step=index)
+            # Read what is there, judge nothing: whether an answer arrived this soon is timing,
+            # and a verdict must not depend on timing (the same seed must give the same run).
+            # The answers are judged at the next read step or at the end of the program.
+            while conn.pump(0):
+                pass
         elif isinstance(step, HalfClose):
             if conn.half_closed:
                 return
@@ -280,7 +298,7 @@ class Runner:
                 conn.sock.shutdown(socket.SHUT_WR)
             conn.oracle.receive_eof()
         elif isinstance(step, Close):
-            self._judge(conn, wait=False, step=index)
+            # answers not read by then are not judged (which of them had arrived is timing)
             conn.closed = conn.transcript.client_shutdown = True
             with contextlib.suppress(OSError):
                 conn.sock.close()
@@ -407,12 +425,18 @@ class Runner:
         oracle = conn.oracle
         for expected in oracle.expected:
             features.add(f"expect:{expected.code or expected.message.content_type}")
-        end = "reset" if conn.reset else "eof" if conn.eof else "open"
-        features.add(f"end:{end}:{'close' if oracle.must_close else 'open'}")
-        features.add(f"answers:{min(len(conn.got), 4)}")
-        for message, _ in conn.got:
-            code = error_code(message)
-            features.add(f"got:{code}" if code else f"got:{message.content_type}")
+        if conn.closed:
+            # closed by the program without waiting: what had arrived by then is timing,
+            # and feedback must not depend on timing (the same seed must give the same run)
+            features.add(f"end:dropped:{'close' if oracle.must_close else 'open'}")
+        else:
+            # closed or open, not how: whether a close arrives as a FIN or a reset is timing
+            end = "closed" if conn.reset or conn.eof else "open"
+            features.add(f"end:{end}:{'close' if oracle.must_close else 'open'}")
+            features.add(f"answers:{min(len(conn.got), 4)}")
+            for message, _ in conn.got:
+                code = error_code(message)
+                features.add(f"got:{code}" if code else f"got:{message.content_type}")
         if conn.half_closed:
             features.add("half-closed")
 

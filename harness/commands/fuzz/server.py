@@ -84,7 +84,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--max-time", type=float, default=60.0, metavar="SECONDS", help="time budget (default 60)"
     )
     parser.add_argument("--max-examples", type=int, metavar="N", help="stop after N cases")
-    parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Hypothesis seed (default 0): the same seed, the same cases"
+    )
+    parser.add_argument(
+        "--shrink-time",
+        type=float,
+        metavar="SECONDS",
+        help="bound on shrinking a failure (default: the larger of 30 s and --max-time)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=2.0, metavar="SECONDS", help="bound on every wait (default 2)"
     )
@@ -188,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--max-examples must be >= 1")
     if not (0 < args.timeout < math.inf):
         return _usage("--timeout must be > 0 and finite")
+    if args.shrink_time is not None and not (0 < args.shrink_time < math.inf):
+        return _usage("--shrink-time must be > 0 and finite")
     if not 1 <= args.max_steps <= 100:
         return _usage("--max-steps must be 1-100")
     if not (0 < args.rss_limit < math.inf):
@@ -231,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
                     database=None if args.no_db else args.db,
                     feedback=not args.no_feedback,
                     max_steps=args.max_steps,
+                    shrink_time=args.shrink_time,
                     progress=status,
                 )
             finally:
@@ -253,7 +264,7 @@ def _report(report: FuzzReport, args: argparse.Namespace, target: object, host: 
         f"{stats.cases} cases in {stats.seconds:.1f} s ({stats.rate:.1f}/s), "
         f"{stats.connections} connections, "
         f"sent {_format_bytes(stats.bytes_sent)}, received {_format_bytes(stats.bytes_received)}, "
-        f"{stats.behaviours} distinct behaviours, seed {report.seed}"
+        f"{stats.behaviours} distinct behaviours, seed {report.seed} (cases digest {stats.digest})"
     )
     finding = report.finding
     if finding is None:
