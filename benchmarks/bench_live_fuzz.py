@@ -5,6 +5,7 @@
     python benchmarks/bench_live_fuzz.py --only speed --seconds 20
     python benchmarks/bench_live_fuzz.py --only detect --servers all --seeds 0 1 2 3 4 --budget 60
     python benchmarks/bench_live_fuzz.py --clean --budget 300   # no false positives (must find nothing)
+    python benchmarks/bench_live_fuzz.py --clean --budget 300 --servers serve correct_threads
 
 speed: cases/s against the embedded reference server for --seconds, with and without
   feedback (hypothesis.target() toward behaviour not yet seen), and the distinct
@@ -75,8 +76,9 @@ def _probe(name: str) -> str:
     return f"{verdict} ({took:.0f} s)"
 
 
-def clean(budget: float) -> int:
-    """Fuzz every correct server for ``budget`` seconds; the number of findings (must be 0)."""
+def clean(budget: float, only: list[str] | None = None) -> int:
+    """Fuzz every correct server (or those named in ``only``; ``serve`` is harness serve) for
+    ``budget`` seconds; the number of findings (must be 0)."""
     from harness.livefuzz.program import describe
 
     print(f"## correct servers, {budget:g} s each (seed 0): findings must be none\n")
@@ -91,6 +93,9 @@ def clean(budget: float) -> int:
         "--port",
         "{port}",
     )
+    if only:
+        wanted = {"harness serve" if n == "serve" else n for n in only}
+        commands = {n: c for n, c in commands.items() if n in wanted}
     findings = 0
     for name, command in commands.items():
         with (
@@ -183,12 +188,16 @@ def main() -> int:
         "--clean", action="store_true", help="only fuzz the correct servers for --budget s each (no findings)"
     )
     args = parser.parse_args()
+    if args.clean:  # --servers: correct zoo servers, or serve for harness serve (default: all of them)
+        picked = None if args.servers is DEFAULT_SERVERS or args.servers == ["all"] else args.servers
+        unknown = [s for s in picked or () if s != "serve" and s not in {c.name for c in CORRECT}]
+        if unknown:
+            parser.error(f"no correct zoo server {', '.join(unknown)}")
+        return 1 if clean(args.budget, picked) else 0
     servers = [s.name for s in BUGGY] if args.servers == ["all"] else args.servers
     unknown = [s for s in servers if s not in ZOO]
     if unknown:
         parser.error(f"no zoo server {', '.join(unknown)}")
-    if args.clean:
-        return 1 if clean(args.budget) else 0
     if args.only in (None, "speed"):
         speed(args.seconds)
     if args.only in (None, "detect"):
