@@ -9,8 +9,9 @@ basic block and per comparison, several times the cost of the code itself) and c
 coverage of the code under test although the decoder under test never ran it.
 
 So the reference readings run in copies of ``harness.strictjson``, ``harness.header``,
-``harness.frames``, ``harness.message`` and ``harness.decoder``: the same source files,
-executed once more as modules of their own (``harness.fuzzing.reference.<name>``), importing
+``harness.frames``, ``harness.message`` and ``harness.decoder``: the same code, as the import
+system finds it (source, cached bytecode or a PyInstaller archive), executed once more as
+modules of their own (``harness.fuzzing.reference.<name>``), importing
 each other and sharing only :mod:`harness.errors` with the code under test (so that
 ``ProtocolError`` is one class for both). Same code, same verdicts; no instrumentation, and a
 test that patches the codec under test leaves the reference as it was.
@@ -20,10 +21,9 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Mapping
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -47,14 +47,30 @@ COPIED = ("harness.strictjson", "harness.header", "harness.frames", "harness.mes
 _PREFIX = f"{__name__}."
 
 
+def _code(name: str) -> tuple[CodeType, str | None]:
+    """The bytecode of module ``name`` as its finder gives it, and where it comes from.
+
+    Not the loaded module's functions, which a fuzzer may have instrumented: atheris patches
+    the code its own loader returns, so its finder is skipped. The code comes from the
+    source file or its cached bytecode, or from a PyInstaller archive (where no source is).
+    """
+    package = importlib.import_module(name.rpartition(".")[0])
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None or type(finder).__module__.split(".")[0] == "atheris":
+            continue
+        spec = find_spec(name, package.__path__)
+        get_code = getattr(spec.loader, "get_code", None) if spec is not None else None
+        code = get_code(name) if get_code is not None else None
+        if spec is not None and isinstance(code, CodeType):
+            return code, spec.origin
+    raise ImportError(f"no finder gives the code of {name}")
+
+
 def _copy(name: str, copies: Mapping[str, ModuleType]) -> ModuleType:
-    """Execute the source of module ``name`` as a new module whose imports of ``copies`` get the copies."""
-    original = importlib.import_module(name)
-    source = original.__file__
-    spec = importlib.util.spec_from_file_location(_PREFIX + name.rsplit(".", 1)[1], source)
-    if spec is None or spec.loader is None or source is None:
-        raise ImportError(f"cannot copy {name} from {source!r}")
-    module = importlib.util.module_from_spec(spec)
+    """Execute the code of module ``name`` as a new module whose imports of ``copies`` get the copies."""
+    code, origin = _code(name)
+    module = ModuleType(_PREFIX + name.rsplit(".", 1)[1])
     real_import = builtins.__import__
 
     def import_copy(
@@ -68,9 +84,10 @@ def _copy(name: str, copies: Mapping[str, ModuleType]) -> ModuleType:
             return copies[what]  # ``from harness.frames import X`` reads X from the copy
         return real_import(what, globals, locals, fromlist, level)
 
+    module.__file__ = origin
     module.__dict__["__builtins__"] = {**vars(builtins), "__import__": import_copy}
-    sys.modules[spec.name] = module  # dataclasses look their class's module up there
-    spec.loader.exec_module(module)
+    sys.modules[module.__name__] = module  # dataclasses look their class's module up there
+    exec(code, module.__dict__)
     return module
 
 
