@@ -20,7 +20,8 @@ import runner
 
 # Instrument the code under test only (the frame layer, the header rules, the decoder,
 # the message class, the strict JSON reader); the checks in harness.fuzzing stay
-# uninstrumented so that their branches do not count as coverage.
+# uninstrumented so that their branches do not count as coverage, and their reference
+# readings run in uninstrumented copies of the codec (harness.fuzzing.reference).
 runner.import_instrumented(
     ["harness.frames", "harness.header", "harness.decoder", "harness.message", "harness.strictjson"]
 )

@@ -7,15 +7,19 @@ fail, with a message that says what broke, when the code under test misbehaves.
 from __future__ import annotations
 
 import collections
+import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import harness.decoder
 import harness.frames
-from harness import Decoder, Message
+import harness.strictjson
+from harness import Decoder, Message, ProtocolError, ZeroHeaderLength, frame
 from harness import strategies as lst
 from harness.fuzzing import (
     FLAG_ALTERNATE,
@@ -33,8 +37,10 @@ from harness.fuzzing import (
     check_server_input,
     decode_outcome,
     parse_frames,
+    reference,
     split,
 )
+from harness.fuzzing.compare import describe
 
 SEEDS = Path(__file__).resolve().parent.parent / "fuzz" / "seeds"
 REQUEST = WIRE_VECTORS["vector-request-morpheus"]
@@ -352,3 +358,83 @@ def test_check_decoder_fails_when_the_content_limit_is_ignored(monkeypatch: pyte
     check_decoder(REQUEST, [], max_content_length=41)
     with pytest.raises(AssertionError, match="41 content bytes accepted over the limit of 40"):
         check_decoder(REQUEST, [], max_content_length=40)
+
+
+def test_check_decoder_fails_when_a_header_breaking_the_rules_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def parse_header(raw: bytes, *args: object) -> tuple[dict[str, object], int]:
+        header = json.loads(raw)
+        return header, header["content-length"]  # JSON only: no header rule applied
+
+    wire = frame(
+        b'{"byteorder": "middle", "content-type": "x", "content-encoding": "y", "content-length": 1}', b"z"
+    )
+    check_decoder(REQUEST, [])
+    monkeypatch.setattr(harness.frames, "parse_header", parse_header)
+    with pytest.raises(
+        AssertionError, match=r"message 0 at offset 0: .* breaks the header rules \(InvalidHeaderValue"
+    ):
+        check_decoder(wire, [])
+
+
+def test_check_decoder_fails_when_the_messages_stop_short_of_the_decoders_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = harness.decoder._messages_from_frames
+
+    def messages_from_frames(frames: list[harness.frames.Frame]) -> list[Message]:
+        return real(frames)[:1]  # a second frame in the same call is consumed but lost
+
+    check_decoder(REQUEST + REQUEST, [])
+    monkeypatch.setattr(harness.decoder, "_messages_from_frames", messages_from_frames)
+    with pytest.raises(
+        AssertionError,
+        match=rf"1 message\(s\) before it stopped at offset {2 * len(REQUEST)} .* "
+        rf"end at offset {len(REQUEST)}$",
+    ):
+        check_decoder(REQUEST + REQUEST, [])
+
+
+# -- the reference codec -------------------------------------------------------------------
+
+
+def test_reference_codec_is_a_copy_of_the_codec_that_patches_of_the_codec_leave_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in reference.COPIED:
+        copy = sys.modules[f"harness.fuzzing.reference.{name.rsplit('.', 1)[1]}"]
+        assert copy is not sys.modules[name] and copy.__file__ == sys.modules[name].__file__
+    assert reference.loads_strict.__code__ is not harness.strictjson.loads_strict.__code__
+    assert reference.Decoder.__init__.__globals__["FrameReader"] is reference.FrameReader
+    assert reference.FrameReader(1).max_content_length == 1
+    # The exception classes of harness.errors are shared: one ProtocolError for both.
+    with pytest.raises(ZeroHeaderLength):
+        reference.Decoder().feed(b"\x00\x00")
+
+    expected = [(m.header, m.content) for m in Decoder().feed(REQUEST)]
+
+    def broken(*args: object) -> object:
+        raise AssertionError("the codec under test, patched")
+
+    monkeypatch.setattr(harness.strictjson, "loads_strict", broken)
+    monkeypatch.setattr(harness.frames, "parse_header", broken)
+    assert reference.loads_strict(b'{"a": [1, 2.5]}') == {"a": [1, 2.5]}
+    assert [(m.header, m.content) for m in reference.Decoder().feed(REQUEST)] == expected
+    with pytest.raises(reference.JSONViolation):
+        reference.loads_strict(b'{"a": NaN}')
+
+
+@pytest.mark.parametrize("seed", sorted(p.name for p in SEEDS.iterdir())[:40])
+def test_reference_decoder_agrees_with_the_decoder_on_the_seeds(seed: str) -> None:
+    fuzz = FuzzInput.decode((SEEDS / seed).read_bytes())
+    outcomes = []
+    for decoder in (Decoder(fuzz.max_content_length), reference.Decoder(fuzz.max_content_length)):
+        try:
+            messages = decoder.feed(fuzz.payload)
+            decoder.close()
+            error = None
+        except ProtocolError as exc:
+            messages, error = exc.messages, exc
+        outcomes.append(([(m.header, m.content) for m in messages], describe(error)))
+    assert outcomes[0] == outcomes[1]

@@ -153,3 +153,28 @@ def test_the_modules_left_uninstrumented_are_the_whole_fuzzing_package() -> None
         m.name for m in pkgutil.walk_packages(harness.fuzzing.__path__, "harness.fuzzing.")
     }
     assert set(runner.check_modules()) == package
+
+
+_TRACED = """
+import sys
+sys.path.insert(0, {fuzz!r})
+import runner
+runner.import_instrumented({modules!r})
+from harness.fuzzing import reference
+import harness.frames, harness.strictjson
+def traced(function):
+    return "_trace_branch" in function.__code__.co_names
+print(traced(harness.frames.FrameReader._parse), traced(harness.strictjson.loads_strict),
+      traced(reference.FrameReader._parse), traced(reference.loads_strict), traced(reference.check_header))
+"""
+
+
+def test_the_invariants_reference_codec_is_left_uninstrumented() -> None:
+    # What fuzz_decoder.py does: the codec is instrumented, then harness.fuzzing is imported;
+    # the reference readings of the invariants run in copies that atheris never traced.
+    code = _TRACED.format(fuzz=str(REPO / "fuzz"), modules=sorted(CODEC))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["True", "True", "False", "False", "False"]

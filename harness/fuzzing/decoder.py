@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH, Decoder
+from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
 from harness.errors import ContentError, ContentNotJSON, ProtocolError
-from harness.frames import FrameReader, frame
-from harness.fuzzing.compare import describe, same, same_error, same_messages, unexpected
+from harness.fuzzing.compare import describe, same, same_error, same_messages
 from harness.fuzzing.input import FLAG_ALTERNATE, FuzzInput, split
 from harness.fuzzing.memo import FUZZ_MEMO, CheckMemo
 from harness.fuzzing.outcome import DecodeOutcome, decode_outcome, decode_split
+from harness.fuzzing.reference import Decoder, JSONViolation, check_header, loads_strict
 from harness.message import MAX_HEADER_LENGTH, Message
-from harness.strictjson import JSONViolation, loads_strict
 
 __all__ = ["check_decoder", "check_decoder_input"]
 
@@ -28,64 +27,60 @@ def _check_frames(
 ) -> list[bytes]:
     """Each decoded message is exactly the next frame of ``data``, and the error is where they stop.
 
-    A fresh :class:`~harness.frames.FrameReader` must read the bytes the decoder
-    consumed as exactly one whole frame per message, the first at offset 0 and each
-    next one where the last ended. Each frame's bytes must then be :func:`~harness.frames.frame`
-    of its raw header and the message's content: the 2-byte prefix is the one written
-    for that header, and the content is the message's. The raw header is also read by
-    the definitive strict reader: the decoder's fast path must return the very same
-    value (types and key order included). Returns each message's frame (its bytes in ``data``).
+    The frames are walked here, from the bytes alone: the first starts at offset 0, each at its
+    2-byte prefix, which gives the length of its raw header; the strict reader's reading of that
+    header (:func:`~harness.strictjson.loads_strict`, then the header rules) gives the length of
+    its content, and the next frame starts where that content ends. Each message's content must
+    be the last bytes of its frame, and the bytes before them the raw header the prefix announces;
+    the message's header must be the strict reading itself (types and key order included), so
+    the decoder's fast paths can never disagree with it; the frames must end where the decoder
+    stopped. The readings are the reference copy's (:mod:`~harness.fuzzing.reference`): no
+    second run of the code under test. Returns each message's frame (its bytes in ``data``).
     """
     messages = outcome.messages
     stop = outcome.offset
-    if not messages and stop == 0:
-        return []
-    reader = FrameReader(max_content_length)
-    try:
-        read = reader.feed(data[:stop])
-        reader.close()
-    except ProtocolError as error:
-        raise AssertionError(
-            f"the decoder read {len(messages)} message(s) in the first {stop} bytes, which a frame "
-            f"reader does not read as whole frames: {describe(error)}"
-        ) from None
-    except Exception as exc:
-        raise unexpected("a frame reader on the bytes the decoder consumed", exc) from exc
-    if len(read) != len(messages):
-        raise AssertionError(
-            f"the decoder read {len(messages)} message(s) before it stopped at offset {stop} "
-            f"({describe(outcome.error)}); a frame reader reads {len(read)} frame(s) in those bytes"
-        )
     frames: list[bytes] = []
     pos = 0
     for i, message in enumerate(messages):
-        start = read[i].offset
-        end = read[i + 1].offset if i + 1 < len(read) else stop
-        content = message.content
-        header_end = end - len(content)
-        if start != pos:
-            raise AssertionError(f"message {i}: its frame starts at offset {start}, not {pos}")
-        if header_end < start + 2 or data[header_end:end] != content:
+        start = pos
+        if stop - start < 2:
             raise AssertionError(
-                f"message {i} at offset {start}: its {len(content)} content bytes are not the last "
-                f"bytes of its frame (offsets {header_end} to {end})"
+                f"the decoder read {len(messages)} message(s) before it stopped at offset {stop} "
+                f"({describe(outcome.error)}); message {i} would start at offset {start}, past the "
+                f"last whole frame"
             )
-        raw = data[start + 2 : header_end]
-        wire = data[start:end]
-        try:
-            framed = frame(raw, content)
-        except ValueError:  # a header longer than the prefix can say
-            framed = b""
-        if framed != wire:
-            raise AssertionError(
-                f"message {i} at offset {start}: its frame holds a {len(raw)}-byte header, "
-                f"but its prefix is {wire[:2]!r}"
-            )
+        header_length = (data[start] << 8) | data[start + 1]
+        raw = data[start + 2 : start + 2 + header_length]
         strict = memo.strict_reading(raw)  # pipelined inputs repeat headers: read each once
         if isinstance(strict, JSONViolation):
             raise AssertionError(
                 f"message {i} at offset {start}: the decoder accepted a header the strict reader "
                 f"rejects ({strict.kind}: {strict.reason}): {raw[:200]!r}"
+            )
+        if type(strict) is not dict:
+            raise AssertionError(
+                f"message {i} at offset {start}: the decoder accepted a header that is a "
+                f"{type(strict).__name__}, not an object: {raw[:200]!r}"
+            )
+        try:
+            length = check_header(strict)
+        except ProtocolError as error:
+            raise AssertionError(
+                f"message {i} at offset {start}: the decoder accepted a header that breaks the header "
+                f"rules ({describe(error)}): {raw[:200]!r}"
+            ) from None
+        end = start + 2 + header_length + length
+        content = message.content
+        header_end = end - len(content)
+        if end > stop or header_end < start + 2 or data[header_end:end] != content:
+            raise AssertionError(
+                f"message {i} at offset {start}: its {len(content)} content bytes are not the last "
+                f"bytes of its frame (offsets {header_end} to {end})"
+            )
+        if header_end != start + 2 + header_length:
+            raise AssertionError(
+                f"message {i} at offset {start}: its frame holds a {header_end - start - 2}-byte "
+                f"header, but its prefix is {data[start : start + 2]!r}"
             )
         if not same(strict, message.header, ordered=True):
             raise AssertionError(
@@ -97,8 +92,13 @@ def _check_frames(
                 f"message {i} at offset {start}: {len(content)} content bytes accepted over the "
                 f"limit of {max_content_length}"
             )
-        frames.append(wire)
+        frames.append(data[start:end])
         pos = end
+    if pos != stop:
+        raise AssertionError(
+            f"the decoder read {len(messages)} message(s) before it stopped at offset {stop} "
+            f"({describe(outcome.error)}); those messages' frames end at offset {pos}"
+        )
     return frames
 
 

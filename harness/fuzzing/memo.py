@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.fuzzing.reference import JSONViolation, loads_strict
 from harness.message import Message
-from harness.strictjson import JSONViolation, loads_strict
 
 __all__ = ["FUZZ_MEMO", "CheckMemo"]
 

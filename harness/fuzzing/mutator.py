@@ -4,7 +4,9 @@ libFuzzer's byte mutations rarely keep a length-prefixed stream in sync: flip a
 digit of ``content-length`` and every later message is garbage. This mutator
 splits the input into messages with the project's own frame layer
 (:class:`~harness.frames.FrameReader`, never a second parser: message
-boundaries are the frames' offsets) and mutates at the protocol level: header
+boundaries are the frames' offsets; the uninstrumented copy of
+:mod:`~harness.fuzzing.reference`, so that mutating costs no coverage tracing
+and counts as no coverage) and mutates at the protocol level: header
 keys, value types and values, ``content-length`` off by one and far off,
 extension headers, encodings, content, JSON styles and raw-header defects, the
 2-byte prefix, and whole messages (drop, duplicate, swap, splice, insert a
@@ -27,7 +29,6 @@ from functools import lru_cache
 from typing import Any
 
 from harness.errors import ProtocolError
-from harness.frames import FrameReader, prefix
 from harness.fuzzing.input import (
     FLAG_ALTERNATE,
     FLAG_CYCLE,
@@ -37,6 +38,7 @@ from harness.fuzzing.input import (
     FuzzInput,
 )
 from harness.fuzzing.memo import FUZZ_MEMO
+from harness.fuzzing.reference import FrameReader, prefix
 from harness.fuzzing.seeds import WIRE_VECTORS
 from harness.header import MAX_HEADER_LENGTH, REQUIRED_KEYS
 from harness.message import TEXT_ENCODINGS
