@@ -102,6 +102,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--lpjson-seed", metavar="N", help="seed of the random splittings (default 0)")
     group.addoption(
+        "--lpjson-idle-timeout",
+        metavar="SECONDS",
+        help="the longest idle timeout the server may have: adds the idle-timeout item (L2); "
+        "without it L2 is not judged",
+    )
+    group.addoption(
         "--lpjson-allow-tracebacks",
         action="store_true",
         default=False,
@@ -116,6 +122,7 @@ _DEPENDENT_OPTIONS = (
     "lpjson_protocol",
     "lpjson_timeout",
     "lpjson_seed",
+    "lpjson_idle_timeout",
     "lpjson_allow_tracebacks",
 )
 
@@ -132,6 +139,7 @@ class Settings:
     scale: float
     seed: int
     allow_tracebacks: bool
+    idle_timeout: float | None = None
 
     def describe(self) -> str:
         where = (
@@ -221,7 +229,20 @@ def settings_from(config: pytest.Config) -> Settings | None:
         seed = int(seed_text)
     except ValueError:
         raise pytest.UsageError(f"--lpjson-seed must be an integer, not {seed_text!r}") from None
+    idle_text: str | None = config.getoption("lpjson_idle_timeout")
+    idle_timeout: float | None = None
+    if idle_text is not None:
+        try:
+            idle_timeout = float(idle_text)
+        except ValueError:
+            idle_timeout = math.nan
+        if not 0 < idle_timeout <= 3600:
+            raise pytest.UsageError(
+                f"--lpjson-idle-timeout must be a number of seconds > 0 and at most 3600, not {idle_text!r}"
+            )
     protocol = config.getoption("lpjson_protocol") or "lpjson"
+    if idle_timeout is not None and protocol != "lpjson":
+        raise pytest.UsageError("--lpjson-idle-timeout is for the lpjson protocol only")
     if protocol not in PROTOCOLS:
         raise pytest.UsageError(
             f"--lpjson-protocol: no protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})"
@@ -243,6 +264,7 @@ def settings_from(config: pytest.Config) -> Settings | None:
         scale=scale,
         seed=seed,
         allow_tracebacks=bool(config.getoption("lpjson_allow_tracebacks")),
+        idle_timeout=idle_timeout,
     )
 
 
@@ -276,7 +298,9 @@ class _Probe:
         from harness.probe.catalog import checks_for
         from harness.probe.runner import order_checks
 
-        return order_checks(checks_for(self.settings.protocol, self.settings.app))
+        return order_checks(
+            checks_for(self.settings.protocol, self.settings.app, idle_timeout=self.settings.idle_timeout)
+        )
 
     # -- the server --
 
@@ -471,6 +495,7 @@ class _Probe:
             profile=self.settings.profile.name,
             app=self.settings.app.name,
             protocol=self.settings.protocol,
+            idle_timeout=self.settings.idle_timeout,
         )
 
 

@@ -87,3 +87,21 @@ def test_embedded_single_check_rerun_needs_no_target(capsys: pytest.CaptureFixtu
     assert main(["probe", "--check", "split-header", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "(embedded reference server)" in out and "1 passed, 0 failed" in out
+
+
+def test_idle_timeout_option_adds_the_l2_check_and_its_rerun_keeps_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.probe.report import rerun_command
+    from harness.probe.runner import Target
+
+    assert main(["probe", "--list", "--idle-timeout", "7"]) == 0
+    listed = capsys.readouterr().out
+    assert "idle-timeout" in listed and "cut off within 7 s" in listed
+    assert main(["probe", "--list"]) == 0
+    assert "idle-timeout" not in capsys.readouterr().out  # L2 is judged only when asked
+    rerun = rerun_command(Target("127.0.0.1", 9), "idle-timeout", 0, 1.0, idle_timeout=7.0)
+    assert rerun == "harness probe 127.0.0.1 9 --check idle-timeout --seed 0 --idle-timeout 7"
+    for bad in ("0", "nan", "4000"):
+        assert main(["probe", "--idle-timeout", bad]) == 2
+        assert "the idle timeout must be > 0 and at most 3600 seconds" in capsys.readouterr().err

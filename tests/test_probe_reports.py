@@ -31,6 +31,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "object": (dict,),
     "str or null": (str, type(None)),
+    "float or null": (float, int, type(None)),
 }
 
 

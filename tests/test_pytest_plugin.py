@@ -141,6 +141,14 @@ def test_fixtures_skip_with_a_reason_without_options(pytester: pytest.Pytester) 
             "--lpjson-timeout must be a number > 0, not '0'",
         ),
         (["--lpjson-target", "a:1", "--lpjson-timeout", "nan"], "--lpjson-timeout must be a number > 0*"),
+        (
+            ["--lpjson-target", "a:1", "--lpjson-idle-timeout", "soon"],
+            "--lpjson-idle-timeout must be a number of seconds > 0 and at most 3600, not 'soon'",
+        ),
+        (
+            ["--lpjson-target", "a:1", "--lpjson-protocol", "echo", "--lpjson-idle-timeout", "5"],
+            "--lpjson-idle-timeout is for the lpjson protocol only",
+        ),
     ],
 )
 def test_bad_option_is_one_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:
@@ -260,6 +268,22 @@ def test_live_target_with_a_split_bug_fails_its_items(pytester: pytest.Pytester)
     failed = failed_checks(result)
     assert {"split-header", "split-one-byte"} <= failed <= {"split-header", "split-one-byte", "split-random"}
     result.stdout.fnmatch_lines(["rerun: harness probe 127.0.0.1 * --check split-header --seed 0"])
+
+
+def test_idle_timeout_item_fails_a_server_without_one_and_passes_one_with(pytester: pytest.Pytester) -> None:
+    # The zoo's servers time a quiet peer out after 3 s (tests/zoo/zoolib.py).
+    chosen = "idle-timeout or split-content"
+    result = pytester.runpytest(
+        "--lpjson-cmd", zoo_cmd("no_idle_timeout_streams"), "--lpjson-idle-timeout", "4", "-k", chosen
+    )
+    assert failed_checks(result) == {"idle-timeout"}
+    result.stdout.fnmatch_lines(["*still connected after * (an idle timeout of at most 4 s was asked for)*"])
+    passing = pytester.runpytest(
+        "--lpjson-cmd", zoo_cmd("correct_asyncio_streams"), "--lpjson-idle-timeout", "4", "-k", chosen
+    )
+    passing.assert_outcomes(passed=2)
+    without = pytester.runpytest("--lpjson-cmd", zoo_cmd("no_idle_timeout_streams"), "-k", chosen)
+    without.assert_outcomes(passed=1)  # L2 is not judged without the option
 
 
 def test_server_that_dies_fails_that_item_and_is_restarted(pytester: pytest.Pytester) -> None:

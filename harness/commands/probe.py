@@ -99,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="multiply every check's time bound by SCALE (default 1)",
     )
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="the longest idle timeout the server may have: adds the idle-timeout check of L2 (a peer "
+        "gone quiet mid-request must be cut off within SECONDS); without it L2 is not judged",
+    )
+    parser.add_argument(
         "--pcap-dir",
         type=Path,
         metavar="DIR",
@@ -178,7 +185,7 @@ def _settings(args: argparse.Namespace) -> tuple[Profile, App, list[Check]] | st
     try:
         profile = get_profile(args.profile)
         app = get_app(args.app)
-        checks = checks_for(args.protocol, app)
+        checks = checks_for(args.protocol, app, idle_timeout=args.idle_timeout)
         selected = select_checks(checks, args.check, args.skip)
     except ValueError as exc:
         return str(exc)
@@ -323,6 +330,7 @@ def _probe(
                 app=app.name,
                 protocol=args.protocol,
                 command=command,
+                idle_timeout=args.idle_timeout,
             )
             line += f"\n      {result.detail}"
             if result.cause is None:
@@ -370,6 +378,7 @@ def _probe(
                 f"harness probe: the server under test did not start again: {observer.start_error}",
                 file=sys.stderr,
             )
+    probe.idle_timeout = args.idle_timeout
     captures: dict[str, Path] = {}
     if args.pcap_dir is not None:
         try:

@@ -30,17 +30,24 @@ PROTOCOLS: dict[str, str] = {
 }
 
 
-def checks_for(protocol: str = "lpjson", app: App | str = "search") -> list[Check]:
+def checks_for(
+    protocol: str = "lpjson", app: App | str = "search", *, idle_timeout: float | None = None
+) -> list[Check]:
     """The checks of ``protocol`` for the application ``app`` (a name of :data:`harness.apps.APPS`
-    or an :class:`~harness.apps.App`), in the order the probe runs them.
+    or an :class:`~harness.apps.App`), in the order the probe runs them; ``idle_timeout``
+    (lpjson only) adds the check of L2 for a server whose idle timeout is at most that long.
 
     ``ValueError`` for an unknown protocol or application, or a protocol whose module is
     not installed.
     """
     if isinstance(app, str):
         app = get_app(app)
+    if idle_timeout is not None and not 0 < idle_timeout <= 3600:
+        raise ValueError(f"the idle timeout must be > 0 and at most 3600 seconds, not {idle_timeout:g}")
     if protocol == "lpjson":
-        return lpjson_checks(app)
+        return lpjson_checks(app, idle_timeout=idle_timeout)
+    if idle_timeout is not None:
+        raise ValueError(f"an idle timeout is checked for the lpjson protocol only, not {protocol!r}")
     try:
         module_name = PROTOCOLS[protocol]
     except KeyError:

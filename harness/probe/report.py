@@ -75,6 +75,7 @@ def rerun_command(
     app: str = "search",
     protocol: str = "lpjson",
     command: Sequence[str] | None = None,
+    idle_timeout: float | None = None,
 ) -> str:
     """The one-line command that reruns just the check ``name`` (against a server it starts
     itself when ``command`` is given: ``harness probe ... -- CMD ARGS...``)."""
@@ -90,6 +91,8 @@ def rerun_command(
     words += ["--check", name, "--seed", str(seed)]
     if scale != 1.0:
         words += ["--timeout", f"{scale:g}"]
+    if idle_timeout is not None:
+        words += ["--idle-timeout", f"{idle_timeout:g}"]
     if command is not None:
         words += ["--", *command]
     return shlex.join(words)
@@ -106,6 +109,7 @@ def rerun_of(probe: ProbeResult, name: str) -> str:
         app=probe.app,
         protocol=probe.protocol,
         command=probe.command,
+        idle_timeout=probe.idle_timeout,
     )
 
 
@@ -225,6 +229,7 @@ def to_json(probe: ProbeResult, captures: dict[str, Path] | None = None) -> dict
         "profile": probe.profile,
         "app": probe.app,
         "seed": probe.seed,
+        "idle_timeout": probe.idle_timeout,
         "timeout_scale": probe.scale,
         "command": list(probe.command) if probe.command is not None else [],
         "checks": checks,

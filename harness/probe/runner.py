@@ -134,6 +134,8 @@ class ProbeResult:
     #: The command of a server the probe started and supervised (``harness probe -- CMD``),
     #: with its ``{host}``/``{port}`` placeholders; None for a target it was given.
     command: tuple[str, ...] | None = None
+    #: ``--idle-timeout``: the longest idle timeout the run accepted (None: L2 not judged).
+    idle_timeout: float | None = None
 
     @property
     def passed(self) -> int:

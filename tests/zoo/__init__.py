@@ -151,7 +151,7 @@ _SERVERS = [
         _STREAMS,
         "no idle timeout: a peer that goes quiet mid-request holds its connection forever",
         "L2",
-        "an idle/slow-loris check (new): half a request, then silence past the idle timeout",
+        "idle-timeout (with --idle-timeout SECONDS): half a request, then silence past the idle timeout",
     ),
     ZooServer(
         "unbounded_buffer_protocol",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from harness.frames import frame
 from harness.probe.checks.answers import binary, error_code, exchange, search, still_served, verify_answers
@@ -204,3 +205,39 @@ def _check_huge_length(ctx: CheckContext) -> str:
         )
     still_served(ctx, "a fresh connection", "after a huge declared length")
     return f"content-length 2**40 refused at once: {_outcome(reading)}"
+
+
+#: Silence allowed past the idle timeout the user declares, before the peer counts as never cut off.
+IDLE_MARGIN = 2.0
+
+
+def idle_timeout_run(seconds: float) -> Callable[[CheckContext], str]:
+    """L2 for a server whose idle timeout is at most ``seconds``: half a request, then
+    silence; the server must cut the connection off (an ``idle-timeout`` error message
+    first is what the reference does, and is noted when missing, not failed)."""
+
+    def run(ctx: CheckContext) -> str:
+        raw = search("morpheus").encode()
+        quiet = ctx.connect("peer gone quiet mid-request")
+        quiet.send(raw[: len(raw) // 2])
+        started = time.monotonic()
+        bound = ctx.bound(seconds + IDLE_MARGIN)
+        reading = quiet.read_until_close(bound)
+        waited = time.monotonic() - started
+        if reading.end is End.TIMEOUT:
+            raise CheckFailed(
+                f"a peer that sent half a request and went quiet was still connected after {waited:.1f} s "
+                f"(an idle timeout of at most {seconds:g} s was asked for): a silent peer holds its "
+                "connection, and its buffer, for as long as it likes",
+                "unsafe",
+            )
+        codes = [error_code(m) for m in reading.messages]
+        quiet.close()
+        still_served(ctx, "a fresh connection", "after the idle peer was cut off")
+        how = {End.EOF: "closed", End.RESET: "reset"}.get(reading.end, reading.end.value)
+        if "idle-timeout" in codes:
+            return f"cut off after {waited:.1f} s of silence: the idle-timeout error message, then {how}"
+        ctx.note("no idle-timeout error message before the close (docs/PROTOCOL.md#l2)")
+        return f"cut off ({how}) after {waited:.1f} s of silence"
+
+    return run

@@ -10,6 +10,7 @@ from harness.apps import App
 from harness.message import Message
 from harness.probe.checks.answers import binary, search
 from harness.probe.checks.connections import (
+    IDLE_MARGIN,
     _check_half_close,
     _check_huge_length,
     _check_interleaved,
@@ -18,6 +19,7 @@ from harness.probe.checks.connections import (
     _check_never_reads,
     _check_never_reads_small_window,
     _check_slow_sender,
+    idle_timeout_run,
 )
 from harness.probe.checks.context import _BYTEORDER, Check
 from harness.probe.checks.encodings import _ENCODED_SEARCHES, _FOREIGN_CODECS, _foreign_codec_check
@@ -42,10 +44,12 @@ from harness.probe.checks.violations import (
 )
 from harness.violations import VIOLATIONS
 
-#: Rules of docs/PROTOCOL.md that no probe check judges, and why (tests hold this list exact).
+#: Rules of docs/PROTOCOL.md that no probe check judges by default, and why (tests hold this
+#: list exact).
 UNCHECKED_RULES: dict[str, str] = {
     "L2": "the idle timeout's length is the server's choice (the reference waits 30 s): a probe "
-    "bounded to seconds cannot tell a server without one from a server with a long one",
+    "bounded to seconds cannot tell a server without one from a server with a long one; "
+    "--idle-timeout SECONDS (the longest you accept) adds the idle-timeout check",
     "E1": "an encoder rule: a server's header need not equal the guide's byte for byte; answers are "
     "compared by header values",
     "E2": "an encoder rule: a server's JSON content need not equal the guide's byte for byte; answers "
@@ -63,9 +67,13 @@ def _answer_rule(app_name: str, search_rule: str) -> str:
     return {"search": search_rule, "echo": "A4"}.get(app_name, "S1")
 
 
-def lpjson_checks(app: App | str = "search") -> list[Check]:
+def lpjson_checks(app: App | str = "search", *, idle_timeout: float | None = None) -> list[Check]:
     """Every check of the lpjson protocol, in the order the probe runs them, for the application
-    ``app`` (its name decides which rule the answer checks cite: A1-A3 for search, A4 for echo)."""
+    ``app`` (its name decides which rule the answer checks cite: A1-A3 for search, A4 for echo).
+
+    With ``idle_timeout`` (seconds: the longest idle timeout the server may have), the
+    ``idle-timeout`` check of L2 is added after ``slow-sender``.
+    """
     app_name = app if isinstance(app, str) else app.name
     echo = app_name == "echo"
 
@@ -481,6 +489,22 @@ def lpjson_checks(app: App | str = "search") -> list[Check]:
                     relaxed_by=frozenset({"lax_header_values"}),
                 )
             )
+    if idle_timeout is not None:
+        checks.insert(
+            next(i for i, check in enumerate(checks) if check.name == "slow-sender") + 1,
+            Check(
+                "idle-timeout",
+                f"a peer gone quiet mid-request is cut off within {idle_timeout:g} s",
+                idle_timeout + IDLE_MARGIN + 5,
+                idle_timeout_run(idle_timeout),
+                "connection",
+                "L2",
+                hint="time every connection out: a peer that completes no request for the idle timeout is "
+                "sent the idle-timeout error message and closed (asyncio.timeout around each read, or a "
+                "deadline per connection in a selectors loop)",
+                depends=("split-content",),
+            ),
+        )
     return checks
 
 
