@@ -172,6 +172,7 @@ def fuzz(
     passed: set[str] = set()
     first: list[tuple[float, int]] = []
     shrink_deadline: list[float] = []
+    canonical_keys: set[str] = set()
 
     def case(program: list[Step]) -> None:
         key = json.dumps(to_json(program), sort_keys=True)
@@ -200,6 +201,11 @@ def fuzz(
             target(float(len(new)), label="new behaviours")
         if result.failure is None:
             passed.add(key)
+        if key in canonical_keys:
+            if result.failure is None:
+                store.delete(canonical_key, key.encode())
+            else:
+                store.save(canonical_key, key.encode())
         if progress is not None:
             progress(stats)
         if result.failure is not None:
@@ -227,9 +233,22 @@ def fuzz(
     db_key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
     strategy = programs(runner.app, max_steps=max_steps)
     database_key = hashlib.sha256(db_key.encode()).digest()
-    # Canonical cases first, unless a stored failure is there to be tried first.
+    # Canonical cases first, unless a stored failure is there to be tried first. Hypothesis does
+    # not store a failing explicit example: a failing canonical case is kept under a key of
+    # its own, and goes first next time (fixed, it is deleted when it passes).
+    canonical_key = database_key + b".canonical"
     explicit = canonical and max_steps >= 3 and not any(True for _ in store.fetch(database_key))
+    first_cases: list[list[Step]] = []
+    if explicit:
+        first_cases = canonical_programs()
+        stored = set(store.fetch(canonical_key))
+        first_cases.sort(key=lambda p: json.dumps(to_json(p), sort_keys=True).encode() not in stored)
+        canonical_keys.update(json.dumps(to_json(p), sort_keys=True) for p in first_cases)
     left = max_examples
+    if left is not None and first_cases:
+        # the case budget counts them: --max-examples N runs N cases in all
+        first_cases = first_cases[:left]
+        left -= len(first_cases)
     ended = "examples"
     failing_key: str | None = None
     sentinel_found: _SentinelFailed | None = None
@@ -244,14 +263,17 @@ def fuzz(
                 if round_examples is None
                 else min(left, round_examples)
             )
+            only_first = size == 0  # the case budget holds the canonical cases only
+            if only_first and not (first_cases and number == 0):
+                break
             configured = settings(
                 parent=settings.get_profile("default"),
                 derandomize=False,
-                max_examples=size if size is not None else 10**9,
+                max_examples=max(1, size) if size is not None else 10**9,
                 deadline=None,
                 database=store,
                 suppress_health_check=list(HealthCheck),
-                phases=phases,
+                phases=[Phase.explicit] if only_first else phases,
                 verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
                 print_blob=False,
                 report_multiple_bugs=False,
@@ -259,7 +281,7 @@ def fuzz(
             # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
             test_function = given(strategy)(case)  # type: ignore[no-untyped-call]
             if explicit and number == 0:
-                for program in reversed(canonical_programs()):  # example() stacks: reversed, run in order
+                for program in reversed(first_cases):  # example() stacks: reversed, run in order
                     test_function = example(program)(test_function)
             test = configured(hypothesis_seed(_round_seed(seed, number))(test_function))
             test._hypothesis_internal_database_key = database_key
