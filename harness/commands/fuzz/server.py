@@ -330,6 +330,7 @@ def _report(report: FuzzReport, args: argparse.Namespace, target: object, host: 
         host=target.host,
         port=target.port,
         command=target.command,
+        rss_limit=args.rss_limit,
     )
     try:
         path = write(replay, args.out)
