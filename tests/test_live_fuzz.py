@@ -243,6 +243,7 @@ def test_the_example_database_replays_a_failure_first(
         ["localhost", "http"],
         ["--max-time", "0"],
         ["--shrink-time", "-1"],
+        ["--idle-timeout", "-1"],
         ["--app", "nope"],
         ["--profile", "x"],
         ["--"],

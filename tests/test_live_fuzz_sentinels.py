@@ -4,6 +4,7 @@ buggy zoo servers and their correct twins."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from harness.livefuzz.program import (
     from_json,
     to_json,
 )
+from harness.livefuzz.replay import ReplayFile, load, write
 from harness.livefuzz.runner import Runner
 from harness.livefuzz.sentinels import Sentinels
 from harness.livefuzz.target import Target, running
@@ -31,6 +33,12 @@ HALF = Message.from_json({"action": "search", "value": "morpheus"}).encode()[:12
 
 def zoo(name: str) -> Target:
     return Target(command=(sys.executable, str(ZOO[name].path), "{host}", "{port}"))
+
+
+def test_a_replay_file_keeps_the_runs_memory_bound(tmp_path: Path) -> None:
+    replay = ReplayFile(steps=[Flood(0, 1 << 20, 1.0, 16 << 10)], failure="RSS", rss_limit=24.0)
+    again = load(write(replay, tmp_path))
+    assert again.rss_limit == 24.0 and again.steps == replay.steps
 
 
 def test_the_sentinels_steps_round_trip_through_json() -> None:
