@@ -6,8 +6,9 @@ milliseconds cannot judge (docs/PROTOCOL.md#l2, docs/PROTOCOL.md#l3).
   idle timeout the server is held to (``idle_timeout``, default the reference server's
   30 s) plus a margin, both must have been closed by the server (an ``idle-timeout`` error
   message may come first). A run too short to get there says so: L2 not judged.
-- **Memory** (L3, a supervised server only: it needs the RSS bound): once, late in the run
-  (``BURST_RESERVE`` seconds before the time budget ends), two programs the generator never
+- **Memory** (L3, a supervised server only: it needs the RSS bound): once, 30 s into the run
+  (``MEMORY_AT``; ``BURST_RESERVE`` seconds before the time budget ends when that is sooner,
+  not at all in a run under 30 s), two programs the generator never
   draws run as cases of their own: a client that never reads floods the server with requests
   (:class:`~harness.livefuzz.program.Flood`: a server without backpressure holds all of
   them), and 96 binary requests of 1000 KiB, each on a fresh connection and answered
@@ -38,13 +39,22 @@ from harness.message import Message
 from harness.probe.checks import error_code
 from harness.probe.wire import Chunk, Transcript
 
-__all__ = ["BURST_RESERVE", "DEFAULT_IDLE_TIMEOUT", "Sentinels", "idle_margin", "memory_programs"]
+__all__ = [
+    "BURST_RESERVE",
+    "DEFAULT_IDLE_TIMEOUT",
+    "MEMORY_AT",
+    "Sentinels",
+    "idle_margin",
+    "memory_programs",
+]
 
 log = logging.getLogger(__name__)
 
 #: The idle timeout a server is held to by default: the reference server's (docs/PROTOCOL.md#l2).
 DEFAULT_IDLE_TIMEOUT = 30.0
-#: The memory sentinels start this many seconds before the time budget ends (they take a few).
+#: The memory sentinels start this many seconds into the run, or ``BURST_RESERVE`` seconds before
+#: its time budget ends when that is sooner (they take a few seconds).
+MEMORY_AT = 30.0
 BURST_RESERVE = 15.0
 #: The first bytes of a search request: a prefix and the start of its header.
 _HALF_REQUEST = Message.from_json({"action": "search", "value": "morpheus"}).encode()[:12]
@@ -120,7 +130,7 @@ class Sentinels:
         self.memory = memory and runner.server is not None
         self.max_time = max_time
         self.memory_at = (
-            max(0.0, max_time - BURST_RESERVE)
+            min(MEMORY_AT, max_time - BURST_RESERVE)
             if self.memory and max_time is not None and max_time >= 2 * BURST_RESERVE
             else None
         )
