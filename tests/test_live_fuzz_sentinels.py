@@ -152,3 +152,12 @@ def test_a_violation_table_row_mishandled_is_found_by_the_canonical_cases(server
         report = engine_fuzz(runner, max_time=20, database=None, shrink_time=2.0)
     assert report.finding is not None
     assert report.finding.first_found_case <= len(canonical_programs()), report.finding.first_found_case
+
+
+def test_large_requests_stop_at_a_smaller_content_limit_without_failing() -> None:
+    from harness.server import ReferenceServer
+
+    with ReferenceServer("127.0.0.1", 0, app=search_app, max_content_length=64 << 10) as reference:
+        host, port = reference.address
+        result = Runner(host, port, search_app, STRICT).run([LargeRequests(4, 1000 << 10)])
+    assert result.failure is None, result.failure

@@ -421,7 +421,15 @@ class Runner:
             try:
                 result.bytes_sent += conn.send(data, time.monotonic() + self.timeout)
                 conn.oracle.receive(data)
-                self._judge(conn, wait=True, step=index)
+                try:
+                    self._judge(conn, wait=True, step=index)
+                except _Failed:
+                    # a content limit under the request's size is the server's choice (L1): the
+                    # sentinel stops there, and judges the memory of what was sent so far
+                    if conn.got and error_code(conn.got[0][0]) == "content-too-large":
+                        log.info("large requests: content-too-large at %d bytes; stopped", step.size)
+                        return
+                    raise
             finally:
                 result.bytes_received += len(conn.raw)
                 with contextlib.suppress(OSError):
