@@ -212,9 +212,10 @@ class Sentinels:
             if error_code(message) != "idle-timeout":
                 code = error_code(message)
                 shown = f"the error message {code!r}" if code else f"a {message.content_type} answer"
+                owed = "nothing" if isinstance(idle.program[0], Open) else "nothing but half a request"
                 return (
                     f"{idle.label} ({what}): the server sent {shown} to a connection that sent "
-                    "nothing (only 'idle-timeout' may come before the close)"
+                    f"{owed} (only the error message 'idle-timeout' may come before the close)"
                 )
         if idle.ended is None and now - idle.opened > self.idle_bound:
             return (
