@@ -23,6 +23,11 @@ Hypothesis' built-in defaults, not from whatever profile the environment loaded 
 that changes the next; and the behaviours fed back are the judged ones, not timing
 (a reset and a FIN count the same).
 
+The first cases are the canonical ones (:func:`harness.livefuzz.program.canonical_programs`:
+each row of the violation table, each usable bad header value), run as Hypothesis' explicit
+examples; sentinels (:mod:`harness.livefuzz.sentinels`) are ticked between cases and end the
+run when one fails.
+
 Feedback (``feedback=True``): each case reports ``hypothesis.target()`` the
 number of behaviours it showed that no case showed before (error codes owed and
 answered, how connections ended, answer shapes), which steers generation toward
