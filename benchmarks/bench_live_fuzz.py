@@ -17,6 +17,8 @@ detect: for each buggy zoo server (a default subset of bugs no fixed probe check
   Shrinking is not counted (the report says when the failure showed first).
 clean: each correct zoo server and `harness serve` fuzzed for --budget seconds (seed 0):
   every finding is printed with its shrunk program; there must be none (exit 1 otherwise).
+Both run the sentinels harness fuzz server runs by default (--no-sentinels: none); a case
+number marked "s" is a sentinel's finding, after that many cases.
 Each server runs as a subprocess under harness.supervise; nothing is written to the
 checkout (example databases and replay files go to a temporary directory).
 """
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from harness.apps import search_app  # noqa: E402
 from harness.livefuzz.engine import ROUND_EXAMPLES, fuzz  # noqa: E402
 from harness.livefuzz.runner import Runner  # noqa: E402
+from harness.livefuzz.sentinels import DEFAULT_IDLE_TIMEOUT, Sentinels  # noqa: E402
 from harness.livefuzz.target import Target, running  # noqa: E402
 from harness.probe.profiles import STRICT  # noqa: E402
 from tests.zoo import BUGGY, CORRECT, ZOO  # noqa: E402
@@ -76,7 +79,16 @@ def _probe(name: str) -> str:
     return f"{verdict} ({took:.0f} s)"
 
 
-def clean(budget: float, only: list[str] | None = None) -> int:
+def _sentinels(runner: Runner, budget: float, on: bool) -> Sentinels | None:
+    """The sentinels harness fuzz server runs by default (idle timeout 30 s; memory with a command)."""
+    if not on:
+        return None
+    return Sentinels(
+        runner, idle_timeout=DEFAULT_IDLE_TIMEOUT, memory=runner.server is not None, max_time=budget
+    )
+
+
+def clean(budget: float, only: list[str] | None = None, sentinels: bool = True) -> int:
     """Fuzz every correct server (or those named in ``only``; ``serve`` is harness serve) for
     ``budget`` seconds; the number of findings (must be 0)."""
     from harness.livefuzz.program import describe
@@ -103,13 +115,21 @@ def clean(budget: float, only: list[str] | None = None) -> int:
             running(Target(command=command), search_app) as (host, port, server),
         ):
             runner = Runner(host, port, search_app, STRICT, server=server)
-            report = fuzz(runner, max_time=budget, seed=0, database=Path(scratch) / "db", shrink_time=30.0)
+            report = fuzz(
+                runner,
+                max_time=budget,
+                seed=0,
+                database=Path(scratch) / "db",
+                shrink_time=30.0,
+                sentinels=_sentinels(runner, budget, sentinels),
+            )
         stats = report.stats
         verdict = "nothing found"
         if report.finding is not None:
             findings += 1
             verdict = f"FINDING: {report.finding.result.failure}"
-        print(f"- {name}: {stats.cases} cases in {stats.seconds:.0f} s, {verdict}", flush=True)
+        notes = "".join(f"; {note}" for note in report.notes)
+        print(f"- {name}: {stats.cases} cases in {stats.seconds:.0f} s, {verdict}{notes}", flush=True)
         if report.finding is not None:
             for number, step in enumerate(report.finding.program, 1):
                 print(f"    {number}. {describe(step)}")
@@ -124,6 +144,7 @@ def detect(
     with_probe: bool,
     modes: tuple[bool, ...],
     round_examples: int | None = ROUND_EXAMPLES,
+    sentinels: bool = True,
 ) -> None:
     rounds = f"rounds of {round_examples} cases" if round_examples else "one round"
     print(f"## time to detect (budget {budget:g} s, seeds {' '.join(map(str, seeds))}, {rounds})\n")
@@ -133,7 +154,7 @@ def detect(
     for name in servers:
         row = [name, ZOO[name].rule or "-"]
         for feedback in modes:
-            cases: list[int] = []
+            cases: list[str] = []
             times: list[float] = []
             for seed in seeds:
                 with (
@@ -149,10 +170,12 @@ def detect(
                         feedback=feedback,
                         shrink_time=1.0,
                         round_examples=round_examples,
+                        sentinels=_sentinels(runner, budget, sentinels),
                     )
                 times.append(report.finding.first_found_after if report.finding else float("inf"))
                 if report.finding:
-                    cases.append(report.finding.first_found_case)
+                    mark = "s" if report.finding.sentinel else ""  # found by a sentinel, after that case
+                    cases.append(f"{report.finding.first_found_case}{mark}")
             found = [t for t in times if t != float("inf")]
             median = statistics.median(times)
             shown = "-" if median == float("inf") else f"{median:.1f} s"
@@ -185,6 +208,9 @@ def main() -> int:
         help=f"detect: cases per Hypothesis run (default {ROUND_EXAMPLES}; 0: one endless run)",
     )
     parser.add_argument(
+        "--no-sentinels", action="store_true", help="no sentinels (idle connections, memory programs)"
+    )
+    parser.add_argument(
         "--clean", action="store_true", help="only fuzz the correct servers for --budget s each (no findings)"
     )
     args = parser.parse_args()
@@ -193,7 +219,7 @@ def main() -> int:
         unknown = [s for s in picked or () if s != "serve" and s not in {c.name for c in CORRECT}]
         if unknown:
             parser.error(f"no correct zoo server {', '.join(unknown)}")
-        return 1 if clean(args.budget, picked) else 0
+        return 1 if clean(args.budget, picked, not args.no_sentinels) else 0
     servers = [s.name for s in BUGGY] if args.servers == ["all"] else args.servers
     unknown = [s for s in servers if s not in ZOO]
     if unknown:
@@ -202,7 +228,15 @@ def main() -> int:
         speed(args.seconds)
     if args.only in (None, "detect"):
         modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.feedback]
-        detect(servers, args.seeds, args.budget, not args.no_probe, modes, args.round_examples or None)
+        detect(
+            servers,
+            args.seeds,
+            args.budget,
+            not args.no_probe,
+            modes,
+            args.round_examples or None,
+            not args.no_sentinels,
+        )
     return 0
 
 

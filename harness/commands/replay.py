@@ -86,8 +86,18 @@ def run(args: argparse.Namespace) -> int:
     timeout = args.timeout if args.timeout is not None else replay.timeout
     print(f"replaying {args.file} ({len(replay.steps)} steps) against {target}", file=sys.stderr)
     try:
-        with running(target, app) as (host, port, server):
-            runner = Runner(host, port, app, profile, timeout=timeout, exact=replay.exact, server=server)
+        rss_limit = int(replay.rss_limit * (1 << 20))
+        with running(target, app, rss_limit=rss_limit) as (host, port, server):
+            runner = Runner(
+                host,
+                port,
+                app,
+                profile,
+                timeout=timeout,
+                exact=replay.exact,
+                server=server,
+                rss_limit=rss_limit,
+            )
             for number in range(1, args.runs + 1):
                 result = runner.run(replay.steps)
                 if result.failure is not None:

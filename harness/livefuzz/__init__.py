@@ -6,6 +6,8 @@
   connection must answer, and whether it must close;
 - :mod:`~harness.livefuzz.runner`: runs a program over real sockets and judges it;
 - :mod:`~harness.livefuzz.engine`: the Hypothesis search, budget, shrinking, feedback;
+- :mod:`~harness.livefuzz.sentinels`: run-long checks beside the programs (an idle timeout,
+  a client that never reads, a server that keeps what it served);
 - :mod:`~harness.livefuzz.replay`: replay files and captures;
 - :mod:`~harness.livefuzz.target`: an address, a supervised command or the embedded server.
 

@@ -23,6 +23,11 @@ Hypothesis' built-in defaults, not from whatever profile the environment loaded 
 that changes the next; and the behaviours fed back are the judged ones, not timing
 (a reset and a FIN count the same).
 
+The first cases are the canonical ones (:func:`harness.livefuzz.program.canonical_programs`:
+each row of the violation table, each usable bad header value), run as Hypothesis' explicit
+examples; sentinels (:mod:`harness.livefuzz.sentinels`) are ticked between cases and end the
+run when one fails.
+
 Feedback (``feedback=True``): each case reports ``hypothesis.target()`` the
 number of behaviours it showed that no case showed before (error codes owed and
 answered, how connections ended, answer shapes), which steers generation toward
@@ -41,8 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.livefuzz.program import Step, programs, simpler, to_json
+from harness.livefuzz.program import Step, canonical_programs, programs, simpler, to_json
 from harness.livefuzz.runner import CaseResult, Runner
+from harness.livefuzz.sentinels import Sentinels
 
 __all__ = ["Finding", "FuzzReport", "FuzzStats", "fuzz"]
 
@@ -94,6 +100,8 @@ class Finding:
     result: CaseResult
     first_found_after: float  # seconds into the run when the first failure showed
     first_found_case: int
+    #: Found by a sentinel (harness.livefuzz.sentinels), after ``first_found_case`` cases: not shrunk.
+    sentinel: bool = False
 
 
 @dataclass
@@ -103,6 +111,8 @@ class FuzzReport:
     seed: int
     #: Why the run ended: "failure", "time" (the --max-time budget) or "examples".
     ended: str
+    #: What the sentinels judged, or why not (see harness.livefuzz.sentinels).
+    notes: list[str] = field(default_factory=list)
 
 
 class LiveFailure(Exception):
@@ -111,6 +121,15 @@ class LiveFailure(Exception):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class _SentinelFailed(BaseException):
+    """A sentinel failed (a BaseException: it ends the Hypothesis run without shrinking)."""
+
+    def __init__(self, program: list[Step], result: CaseResult) -> None:
+        super().__init__(result.failure)
+        self.program = program
+        self.result = result
 
 
 class _BudgetSpent(BaseException):
@@ -130,14 +149,21 @@ def fuzz(
     shrink_time: float | None = None,
     progress: Callable[[FuzzStats], None] | None = None,
     round_examples: int | None = ROUND_EXAMPLES,
+    sentinels: Sentinels | None = None,
+    canonical: bool = True,
 ) -> FuzzReport:
     """Fuzz the server behind ``runner`` until a failure (shrunk) or the budget runs out.
 
     The search runs in rounds of ``round_examples`` cases (None: one round), each a
     Hypothesis run with its own seed derived from ``seed``: Hypothesis spends up to half of
     a round optimising its targets, and in a single endless round that half never ends
-    (after 200 cases it would only mutate the best few cases)."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
+    (after 200 cases it would only mutate the best few cases).
+
+    ``canonical``: the first round starts with one case per canonical example
+    (:func:`~harness.livefuzz.program.canonical_programs`), unless the example database holds
+    a failure (that is tried first). ``sentinels`` (started here, closed at the end) are
+    ticked between cases while nothing has failed; their failure ends the run unshrunk."""
+    from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings, target
     from hypothesis import seed as hypothesis_seed
     from hypothesis.database import InMemoryExampleDatabase
 
@@ -151,6 +177,7 @@ def fuzz(
     passed: set[str] = set()
     first: list[tuple[float, int]] = []
     shrink_deadline: list[float] = []
+    canonical_keys: set[str] = set()
 
     def case(program: list[Step]) -> None:
         key = json.dumps(to_json(program), sort_keys=True)
@@ -158,6 +185,10 @@ def fuzz(
         known = verdicts.get(key)
         if known is not None:
             _fail(key, known[1])
+        if sentinels is not None and not verdicts:
+            found = sentinels.tick()
+            if found is not None:
+                raise _SentinelFailed(*found)
         now = time.monotonic()
         if not verdicts and deadline is not None and now > deadline:
             raise _BudgetSpent
@@ -175,6 +206,11 @@ def fuzz(
             target(float(len(new)), label="new behaviours")
         if result.failure is None:
             passed.add(key)
+        if key in canonical_keys:
+            if result.failure is None:
+                store.delete(canonical_key, key.encode())
+            else:
+                store.save(canonical_key, key.encode())
         if progress is not None:
             progress(stats)
         if result.failure is not None:
@@ -201,59 +237,100 @@ def fuzz(
     # against one are kept apart from the others', and survive edits of this module.
     db_key = f"harness.livefuzz/{DATABASE_FORMAT}/{runner.app.name}/{runner.profile.name}/{max_steps}"
     strategy = programs(runner.app, max_steps=max_steps)
+    database_key = hashlib.sha256(db_key.encode()).digest()
+    # Canonical cases first, unless a stored failure is there to be tried first. Hypothesis does
+    # not store a failing explicit example: a failing canonical case is kept under a key of
+    # its own, and goes first next time (fixed, it is deleted when it passes).
+    canonical_key = database_key + b".canonical"
+    explicit = canonical and max_steps >= 3 and not any(True for _ in store.fetch(database_key))
+    first_cases: list[list[Step]] = []
+    if explicit:
+        first_cases = canonical_programs()
+        stored = set(store.fetch(canonical_key))
+        first_cases.sort(key=lambda p: json.dumps(to_json(p), sort_keys=True).encode() not in stored)
+        canonical_keys.update(json.dumps(to_json(p), sort_keys=True) for p in first_cases)
     left = max_examples
+    if left is not None and first_cases:
+        # the case budget counts them: --max-examples N runs N cases in all
+        first_cases = first_cases[:left]
+        left -= len(first_cases)
     ended = "examples"
     failing_key: str | None = None
-    for number in itertools.count():
-        size = (
-            round_examples if left is None else left if round_examples is None else min(left, round_examples)
-        )
-        configured = settings(
-            parent=settings.get_profile("default"),
-            derandomize=False,
-            max_examples=size if size is not None else 10**9,
-            deadline=None,
-            database=store,
-            suppress_health_check=list(HealthCheck),
-            phases=phases,
-            verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
-            print_blob=False,
-            report_multiple_bugs=False,
-        )
-        # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
-        test = configured(hypothesis_seed(_round_seed(seed, number))(given(strategy)(case)))  # type: ignore[no-untyped-call]
-        test._hypothesis_internal_database_key = hashlib.sha256(db_key.encode()).digest()
-        try:
-            test()
-        except _BudgetSpent:
-            ended = "time"
-        except _ShrinkSpent:
-            failing_key = min(verdicts, key=lambda k: _size(verdicts[k][0]))
-        except LiveFailure as failure:
-            failing_key = failure.key
-        except BaseExceptionGroup as group:  # several distinct failures: report the first
-            found = [e for e in _leaves(group) if isinstance(e, LiveFailure)]
-            if not found:
-                raise
-            failing_key = found[0].key
-        else:
-            if size is None:
+    sentinel_found: _SentinelFailed | None = None
+    if sentinels is not None:
+        sentinels.start()
+    try:
+        for number in itertools.count():
+            size = (
+                round_examples
+                if left is None
+                else left
+                if round_examples is None
+                else min(left, round_examples)
+            )
+            only_first = size == 0  # the case budget holds the canonical cases only
+            if only_first and not (first_cases and number == 0):
                 break
-            if left is not None:
-                left -= size
-                if left <= 0:
+            configured = settings(
+                parent=settings.get_profile("default"),
+                derandomize=False,
+                max_examples=max(1, size) if size is not None else 10**9,
+                deadline=None,
+                database=store,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit] if only_first else phases,
+                verbosity=Verbosity.debug if log.isEnabledFor(logging.DEBUG) else Verbosity.quiet,
+                print_blob=False,
+                report_multiple_bugs=False,
+            )
+            # The seed goes on first: hypothesis.seed() turns the database off, the settings put it back.
+            test_function = given(strategy)(case)  # type: ignore[no-untyped-call]
+            if explicit and number == 0:
+                for program in reversed(first_cases):  # example() stacks: reversed, run in order
+                    test_function = example(program)(test_function)
+            test = configured(hypothesis_seed(_round_seed(seed, number))(test_function))
+            test._hypothesis_internal_database_key = database_key
+            try:
+                test()
+            except _BudgetSpent:
+                ended = "time"
+            except _SentinelFailed as spotted:
+                sentinel_found = spotted
+            except _ShrinkSpent:
+                failing_key = min(verdicts, key=lambda k: _size(verdicts[k][0]))
+            except LiveFailure as failure:
+                failing_key = failure.key
+            except BaseExceptionGroup as group:  # several distinct failures: report the first
+                found = [e for e in _leaves(group) if isinstance(e, LiveFailure)]
+                if not found:
+                    raise
+                failing_key = found[0].key
+            else:
+                if size is None:
                     break
-            continue
-        break
+                if left is not None:
+                    left -= size
+                    if left <= 0:
+                        break
+                continue
+            break
+    finally:
+        if sentinels is not None:
+            sentinels.close()
     finding = None
-    if failing_key is not None:
+    if sentinel_found is not None:
+        # a whole-run property, or a program of one step: nothing to shrink
+        finding = Finding(sentinel_found.program, sentinel_found.result, stats.seconds, stats.cases, True)
+        ended = "failure"
+    elif failing_key is not None:
         program, result = verdicts[failing_key]
         program, result = _shrink_more(program, result, runner, verdicts, passed, stats, shrink_deadline)
         at, number = first[0] if first else (stats.seconds, stats.cases)
         finding = Finding(program, result, at, number)
         ended = "failure"
     stats.shrinking = False
-    return FuzzReport(stats, finding, seed, ended)
+    notes = sentinels.notes(stats.seconds) if sentinels is not None and finding is None else []
+    return FuzzReport(stats, finding, seed, ended, notes)
 
 
 def _shrink_more(

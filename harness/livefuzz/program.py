@@ -29,9 +29,12 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_IDLE",
     "MAX_PAUSE",
+    "AwaitClose",
     "Close",
+    "Flood",
     "HalfClose",
     "Idle",
+    "LargeRequests",
     "Open",
     "Read",
     "Send",
@@ -133,7 +136,43 @@ class Read:
     conn: int
 
 
-Step = Open | Send | HalfClose | Close | Idle | Read
+# -- the sentinels' steps (never generated: see harness.livefuzz.sentinels) ------------------
+
+
+@dataclass(frozen=True)
+class AwaitClose:
+    """Send nothing more on ``conn`` and wait up to ``seconds`` for the server to close it (its
+    idle timeout, docs/PROTOCOL.md#l2); the error message ``idle-timeout`` may come first."""
+
+    conn: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Flood:
+    """A client that never reads: connection ``conn`` (opened with a ``rcvbuf``-byte receive
+    buffer) sends search requests back to back and reads nothing, until the server stops
+    reading it (no progress for a second: backpressure), closes it, ``size`` bytes are
+    sent or ``seconds`` have passed; then it is aborted. A server without backpressure
+    holds what it was sent: the memory bound sees it (docs/PROTOCOL.md#l3)."""
+
+    conn: int
+    size: int
+    seconds: float
+    rcvbuf: int
+
+
+@dataclass(frozen=True)
+class LargeRequests:
+    """``count`` binary requests of ``size`` bytes of content, each on a fresh connection of
+    its own, each answer read and judged: a server that keeps what it was sent grows by all
+    of it, which the memory bound sees (docs/PROTOCOL.md#l3)."""
+
+    count: int
+    size: int
+
+
+Step = Open | Send | HalfClose | Close | Idle | Read | AwaitClose | Flood | LargeRequests
 
 _KINDS: dict[str, type[Step]] = {
     "open": Open,
@@ -142,6 +181,9 @@ _KINDS: dict[str, type[Step]] = {
     "close": Close,
     "idle": Idle,
     "read": Read,
+    "await-close": AwaitClose,
+    "flood": Flood,
+    "large-requests": LargeRequests,
 }
 _KIND_OF: dict[type[Step], str] = {cls: kind for kind, cls in _KINDS.items()}
 
@@ -155,7 +197,17 @@ def step_to_json(step: Step) -> dict[str, Any]:
     if isinstance(step, Idle):
         out["seconds"] = step.seconds
         return out
+    if isinstance(step, LargeRequests):
+        out["count"] = step.count
+        out["bytes"] = step.size
+        return out
     out["conn"] = step.conn
+    if isinstance(step, AwaitClose):
+        out["seconds"] = step.seconds
+    if isinstance(step, Flood):
+        out["bytes"] = step.size
+        out["seconds"] = step.seconds
+        out["rcvbuf"] = step.rcvbuf
     if isinstance(step, Send):
         out["data"] = base64.b64encode(step.data).decode("ascii")
         out["cuts"] = list(step.cuts)
@@ -177,9 +229,20 @@ def step_from_json(obj: Any) -> Step:
             if not 0 <= seconds <= 60:
                 raise ValueError("idle seconds must be in 0..60")
             return Idle(seconds)
+        if kind == "large-requests":
+            return LargeRequests(_integer(obj, "count", 1, 10_000), _integer(obj, "bytes", 0, 1 << 30))
         conn = obj["conn"]
         if type(conn) is not int or not 0 <= conn < 1024:
             raise ValueError(f"conn must be an integer in 0..1023, not {conn!r}")
+        if kind == "await-close":
+            return AwaitClose(conn, _seconds(obj, 3600))
+        if kind == "flood":
+            return Flood(
+                conn,
+                _integer(obj, "bytes", 0, 1 << 34),
+                _seconds(obj, 600),
+                _integer(obj, "rcvbuf", 0, 1 << 30),
+            )
         if kind == "send":
             cuts = obj.get("cuts", [])
             if not isinstance(cuts, list) or not all(type(c) is int for c in cuts):
@@ -207,6 +270,20 @@ def step_from_json(obj: Any) -> Step:
         raise ValueError(f"bad {kind} step: {exc}") from None
 
 
+def _integer(obj: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = obj[key]
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"{key} must be an integer in {low}..{high}, not {value!r}")
+    return value
+
+
+def _seconds(obj: dict[str, Any], high: float) -> float:
+    value = float(obj["seconds"])
+    if not 0 <= value <= high:
+        raise ValueError(f"seconds must be in 0..{high:g}")
+    return value
+
+
 def to_json(program: Sequence[Step]) -> list[dict[str, Any]]:
     return [step_to_json(step) for step in program]
 
@@ -229,7 +306,21 @@ def describe(step: Step) -> str:
     """One line for ``step``, as a failure report numbers them."""
     if isinstance(step, Idle):
         return f"stay idle {step.seconds * 1000:.0f} ms"
+    if isinstance(step, LargeRequests):
+        return (
+            f"{step.count} binary requests of {step.size >> 10} KiB, each on a fresh connection, "
+            f"each answer read ({step.count * step.size / (1 << 20):.0f} MiB in all)"
+        )
     name = f"connection {step.conn}"
+    if isinstance(step, AwaitClose):
+        return (
+            f"send nothing more on {name}: the server must close it within {step.seconds:g} s (idle timeout)"
+        )
+    if isinstance(step, Flood):
+        return (
+            f"on {name} (receive buffer {step.rcvbuf >> 10} KiB), send requests and never read, "
+            f"up to {step.size >> 20} MiB or {step.seconds:g} s, until the server stops reading; then abort"
+        )
     if isinstance(step, Open):
         return f"open {name}"
     if isinstance(step, HalfClose):
@@ -266,6 +357,30 @@ def describe_message(message: Message) -> str:
 
 
 _REQUIRED = ("byteorder", "content-type", "content-encoding", "content-length")
+_SEARCH = json.dumps({"action": "search", "value": "morpheus"}).encode()
+#: Header values a lax server can still use, for each required key (docs/PROTOCOL.md#h7).
+_BAD_VALUES: dict[str, list[Any]] = {
+    "byteorder": ["LITTLE", "Big", "middle", "", 7, None, True],
+    "content-type": [7, None, ["text/json"], ""],
+    "content-encoding": ["UTF-8", 8, None, ["utf-8"], ""],
+    "content-length": [float(len(_SEARCH)), str(len(_SEARCH)), -1, None, [len(_SEARCH)]],
+}
+
+
+def _bad_value_request(key: str, value: Any) -> tuple[bytes, str]:
+    """A search for "morpheus" whose header sets ``key`` to ``value``, and its description."""
+    header: dict[str, Any] = {
+        "byteorder": "little",
+        "content-type": "text/json",
+        "content-encoding": "utf-8",
+        "content-length": len(_SEARCH),
+    }
+    header[key] = value
+    if key == "content-encoding" and value == "UTF-8":
+        description = "content-encoding 'UTF-8' (the allow-list is lower case)"
+    else:
+        description = f"the header sets {key} to {json.dumps(value)}"
+    return frame(json.dumps(header).encode(), _SEARCH), description
 
 
 # -- generation -----------------------------------------------------------------------
@@ -338,29 +453,10 @@ def programs(app: App, *, max_steps: int = 8) -> Any:
     def bad_header_value(draw: st.DrawFn) -> tuple[bytes, str]:
         # A whole, sensible request with one header value a lax server can still use
         # (docs/PROTOCOL.md#h7): 41.0 or "41" as the length, "LITTLE" as the byte order...
-        content = json.dumps({"action": "search", "value": "morpheus"}).encode()
-        n = len(content)
         key = draw(st.sampled_from(_REQUIRED))
-        bad: dict[str, Any] = {
-            "byteorder": ["LITTLE", "Big", "middle", "", 7, None, True],
-            "content-type": [7, None, ["text/json"], ""],
-            "content-encoding": ["UTF-8", 8, None, ["utf-8"], ""],
-            "content-length": [float(n), str(n), -1, None, [n]],
-        }
-        value = draw(st.sampled_from(bad[key]))
-        header: dict[str, Any] = {
-            "byteorder": "little",
-            "content-type": "text/json",
-            "content-encoding": "utf-8",
-            "content-length": n,
-        }
-        header[key] = value
-        if key == "content-encoding" and value == "UTF-8":
-            description = "content-encoding 'UTF-8' (the allow-list is lower case)"
-        else:
-            description = f"the header sets {key} to {json.dumps(value)}"
-        raw = json.dumps(header).encode()
-        return frame(raw, content), f"header value: {description}"
+        value = draw(st.sampled_from(_BAD_VALUES[key]))
+        data, description = _bad_value_request(key, value)
+        return data, f"header value: {description}"
 
     @st.composite
     def bad_content(draw: st.DrawFn) -> tuple[bytes, str]:
@@ -444,3 +540,30 @@ def simpler(program: Sequence[Step]) -> list[list[Step]]:
                 ]
             )
     return out
+
+
+# -- canonical cases: every row of the violation table, tried first ---------------------------
+
+
+def canonical_programs() -> list[list[Step]]:
+    """One short program per canonical example: each row of the violation table
+    (:data:`harness.violations.VIOLATIONS`, its own example) and each header value a lax server
+    can still use. A row is one item among many in generated programs (duplicate keys, say,
+    are one violation in seventy items), so a server that mishandles one row was found late
+    or not at all; these run first, a few dozen cases (a second or two)."""
+    from harness.violations import VIOLATIONS
+
+    out: list[list[Step]] = []
+    for kind, row in VIOLATIONS.items():
+        label = f"violation {kind}: {row.example.description}"
+        send = Send(0, row.example.data, label=label)
+        # the stream must end for an incomplete message to be owed its error
+        out.append([send, HalfClose(0), Read(0)] if kind == "incomplete-message" else [send, Read(0)])
+    for data, label in _bad_header_values():
+        out.append([Send(0, data, label=f"header value: {label}"), Read(0)])
+    return out
+
+
+def _bad_header_values() -> list[tuple[bytes, str]]:
+    """Every request with one bad header value (docs/PROTOCOL.md#h7)."""
+    return [_bad_value_request(key, value) for key in _REQUIRED for value in _BAD_VALUES[key]]

@@ -39,6 +39,8 @@ class ReplayFile:
     host: str | None = None
     port: int | None = None
     command: tuple[str, ...] | None = None
+    #: The run's --rss-limit in MiB (the memory bound a supervised replay holds the server to).
+    rss_limit: float = 64.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class ReplayFile:
             "profile": self.profile,
             "exact": self.exact,
             "timeout": self.timeout,
+            "rss_limit": self.rss_limit,
             "failure": self.failure,
             "step": self.step,
             "target": {
@@ -79,6 +82,12 @@ def load(path: Path) -> ReplayFile:
     ):
         raise ValueError(f"{path}: target.command must be a list of strings")
     step = obj.get("step")
+    try:
+        rss_limit = float(obj.get("rss_limit", 64.0))
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: rss_limit must be a number of MiB") from None
+    if not 0 < rss_limit < 1 << 30:
+        raise ValueError(f"{path}: rss_limit must be a positive number of MiB")
     return ReplayFile(
         steps=from_json(obj["steps"]),
         app=str(obj.get("app", "search")),
@@ -90,6 +99,7 @@ def load(path: Path) -> ReplayFile:
         host=target.get("host"),
         port=target.get("port"),
         command=tuple(command) if command is not None else None,
+        rss_limit=rss_limit,
     )
 
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import select
 import socket
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,18 @@ from harness.apps import App
 from harness.errors import ProtocolError
 from harness.frames import Frame, FrameReader
 from harness.livefuzz.oracle import MAX_ANSWER_CONTENT, ConnectionOracle, Expected, compare, frames_with_raw
-from harness.livefuzz.program import Close, HalfClose, Idle, Open, Read, Send, Step
+from harness.livefuzz.program import (
+    AwaitClose,
+    Close,
+    Flood,
+    HalfClose,
+    Idle,
+    LargeRequests,
+    Open,
+    Read,
+    Send,
+    Step,
+)
 from harness.message import Message
 from harness.probe.checks import error_code
 from harness.probe.profiles import Profile
@@ -42,6 +54,11 @@ log = logging.getLogger(__name__)
 _RECV = 65536
 #: How long a closing connection may take to send its FIN once its answers are in.
 _CLOSE_GRACE = 0.5
+#: A flooding client whose sends make no progress for this long is stopped by backpressure (a
+#: server without it may stall a moment while it answers its backlog, then only read).
+_FLOOD_BLOCKED = 1.0
+#: The error code a server may send before it closes an idle connection.
+_IDLE_TIMEOUT = "idle-timeout"
 
 
 class _Failed(Exception):
@@ -249,11 +266,23 @@ class Runner:
             return f"the server's RSS grew by {growth:.1f} MiB since fuzzing started (limit {limit} MiB)"
         return None
 
-    def _connect(self, number: int, conns: dict[int, _Conn], result: CaseResult, t0: float) -> _Conn:
+    def _connect(
+        self, number: int, conns: dict[int, _Conn], result: CaseResult, t0: float, rcvbuf: int = 0
+    ) -> _Conn:
         conn = conns.get(number)
         if conn is not None:
             return conn
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        if rcvbuf:
+            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: the window
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect((self.host, self.port))
+            except OSError:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         local, peer = sock.getsockname(), sock.getpeername()
@@ -270,7 +299,10 @@ class Runner:
         if isinstance(step, Open):
             self._connect(step.conn, conns, result, t0)
             return
-        conn = self._connect(step.conn, conns, result, t0)
+        if isinstance(step, LargeRequests):
+            self._large_requests(index, step, result, t0)
+            return
+        conn = self._connect(step.conn, conns, result, t0, step.rcvbuf if isinstance(step, Flood) else 0)
         if conn.closed:
             return  # a step on a connection the program closed: nothing to do
         if isinstance(step, Send):
@@ -304,6 +336,104 @@ class Runner:
                 conn.sock.close()
         elif isinstance(step, Read):
             self._judge(conn, wait=True, step=index)
+        elif isinstance(step, AwaitClose):
+            self._await_close(index, step, conn)
+        elif isinstance(step, Flood):
+            self._flood(step, conn, result)
+
+    # -- the sentinels' steps ----------------------------------------------------------
+
+    def _await_close(self, index: int, step: AwaitClose, conn: _Conn) -> None:
+        """The server must close ``conn`` within ``step.seconds`` (docs/PROTOCOL.md#l2): what it
+        owed first is judged, then only the error message ``idle-timeout`` may come."""
+        if conn.oracle.judged:
+            self._judge(conn, wait=True, step=index)
+        if conn.settled or conn.closed:
+            return
+        owed = len(conn.oracle.expected)
+        end = time.monotonic() + step.seconds
+        while not conn.ended and conn.malformed is None:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            conn.pump(left)
+        name = conn.transcript.label
+        if conn.malformed is not None:
+            raise _Failed(f"{name}: the server's bytes break the protocol: {conn.malformed}", index)
+        for message, _ in conn.got[owed:]:
+            if error_code(message) != _IDLE_TIMEOUT:
+                raise _Failed(
+                    f"{name}: while it was idle, the server sent {_show(message)} (only the error "
+                    f"message {_IDLE_TIMEOUT!r} may come before the close)",
+                    index,
+                )
+        if not conn.ended:
+            raise _Failed(
+                f"{name}: idle for {step.seconds:g} s and still open: no idle timeout within that "
+                "bound (docs/PROTOCOL.md#l2)",
+                index,
+            )
+        conn.settled = True
+
+    def _flood(self, step: Flood, conn: _Conn, result: CaseResult) -> None:
+        """Send search requests on ``conn`` and read nothing until the server stops reading (no
+        progress for ``_FLOOD_BLOCKED`` seconds), closes, ``step.size`` bytes are sent or
+        ``step.seconds`` pass; then abort it. Not judged here: the memory bound judges."""
+        block = Message.from_json({"action": "search", "value": "needle"}).encode() * 1000
+        sock = conn.sock
+        started = time.monotonic()
+        stalled_since = started
+        sent = 0
+        with contextlib.suppress(OSError):
+            while sent < step.size and time.monotonic() - started < step.seconds:
+                _, writable, _ = select.select([], [sock], [], 0.05)
+                now = time.monotonic()
+                if not writable:
+                    if now - stalled_since > _FLOOD_BLOCKED:
+                        break  # backpressure: the server stopped reading
+                    continue
+                try:
+                    n = sock.send(block[: step.size - sent])
+                except BlockingIOError:
+                    continue
+                sent += n
+                stalled_since = now
+        result.bytes_sent += sent
+        # abort (RST): the server's buffers for it are freed at once
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.close()
+        conn.closed = conn.transcript.client_shutdown = True
+        log.info("flood: %d bytes sent in %.1f s", sent, time.monotonic() - started)
+
+    def _large_requests(self, index: int, step: LargeRequests, result: CaseResult, t0: float) -> None:
+        """``step.count`` binary requests of ``step.size`` bytes, a fresh connection each, each
+        answer judged; the connections' chunks are not kept (they would hold all the bytes)."""
+        content = (bytes(range(256)) * (step.size // 256 + 1))[: step.size]
+        data = Message.from_bytes(
+            content, content_type="binary/custom-client-binary-type", encoding="binary"
+        ).encode()
+        for number in range(step.count):
+            scratch: dict[int, _Conn] = {}
+            conn = self._connect(number, scratch, result, t0)
+            conn.transcript.label = f"large request {number + 1} of {step.count}"
+            try:
+                result.bytes_sent += conn.send(data, time.monotonic() + self.timeout)
+                conn.oracle.receive(data)
+                try:
+                    self._judge(conn, wait=True, step=index)
+                except _Failed:
+                    # a content limit under the request's size is the server's choice (L1): the
+                    # sentinel stops there, and judges the memory of what was sent so far
+                    if conn.got and error_code(conn.got[0][0]) == "content-too-large":
+                        log.info("large requests: content-too-large at %d bytes; stopped", step.size)
+                        return
+                    raise
+            finally:
+                result.bytes_received += len(conn.raw)
+                with contextlib.suppress(OSError):
+                    conn.sock.close()
 
     # -- the verdict -------------------------------------------------------------------
 

@@ -23,7 +23,10 @@ answer and whether it must close; answers are compared by header values and deco
 content (error messages by code) unless --exact. A fresh connection must still be served
 after each case and nothing may hang past --timeout. With -- CMD the server is started
 ({host} and {port} are replaced) and watched: it must not die, print a traceback or grow
-its memory past --rss-limit.
+its memory past --rss-limit. Sentinels judge what one case cannot: two connections left
+idle from the start must be closed by the server within --idle-timeout and a margin, and,
+with a command, late in the run a client that never reads and 96 large requests must not
+grow its memory past --rss-limit.
 
 A failure is shrunk to the smallest program, printed as numbered steps and written under
 --out as a replay file (JSON), a capture (with the pcap extra) and the command that
@@ -118,6 +121,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--rss-limit", type=float, default=64.0, metavar="MIB", help="memory growth bound (default 64 MiB)"
     )
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="the idle timeout the server is held to by the idle sentinel (default 30, the reference "
+        "server's; 0: no idle sentinel)",
+    )
+    parser.add_argument(
+        "--no-sentinels",
+        action="store_true",
+        help="no sentinels (the idle connections and, with a command, the memory programs)",
+    )
+    parser.add_argument(
         "--no-feedback", action="store_true", help="no hypothesis.target() toward behaviour not yet seen"
     )
     parser.add_argument("--quiet", action="store_true", help="no status line")
@@ -202,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--max-steps must be 1-100")
     if not (0 < args.rss_limit < math.inf):
         return _usage("--rss-limit must be > 0 and finite")
+    if not (0 <= args.idle_timeout < math.inf):
+        return _usage("--idle-timeout must be >= 0 and finite")
     from harness.livefuzz.runner import Runner
     from harness.livefuzz.target import running
     from harness.supervise import ServerStartError
@@ -232,6 +250,18 @@ def run(args: argparse.Namespace) -> int:
                 server=server,
                 rss_limit=rss_limit,
             )
+            from harness.livefuzz.sentinels import Sentinels
+
+            sentinels = (
+                None
+                if args.no_sentinels
+                else Sentinels(
+                    runner,
+                    idle_timeout=args.idle_timeout or None,
+                    memory=server is not None,
+                    max_time=args.max_time,
+                )
+            )
             try:
                 report = fuzz(
                     runner,
@@ -243,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
                     max_steps=args.max_steps,
                     shrink_time=args.shrink_time,
                     progress=status,
+                    sentinels=sentinels,
                 )
             finally:
                 status.done()
@@ -270,12 +301,20 @@ def _report(report: FuzzReport, args: argparse.Namespace, target: object, host: 
     if finding is None:
         why = "time budget spent" if report.ended == "time" else "case budget spent"
         print(f"no failure: {summary} ({why})")
+        for note in report.notes:
+            print(f"sentinel: {note}")
         return 0
     result = finding.result
-    print(
-        f"FAILED after {finding.first_found_after:.1f} s (case {finding.first_found_case}); "
-        f"shrunk to {len(finding.program)} step(s):"
-    )
+    if finding.sentinel:
+        print(
+            f"FAILED after {finding.first_found_after:.1f} s (a sentinel, after case "
+            f"{finding.first_found_case}; not shrunk), {len(finding.program)} step(s):"
+        )
+    else:
+        print(
+            f"FAILED after {finding.first_found_after:.1f} s (case {finding.first_found_case}); "
+            f"shrunk to {len(finding.program)} step(s):"
+        )
     for number, step in enumerate(finding.program, 1):
         marker = "  <- fails here" if result.step == number - 1 else ""
         print(f"  {number}. {describe(step)}{marker}")
@@ -291,6 +330,7 @@ def _report(report: FuzzReport, args: argparse.Namespace, target: object, host: 
         host=target.host,
         port=target.port,
         command=target.command,
+        rss_limit=args.rss_limit,
     )
     try:
         path = write(replay, args.out)
