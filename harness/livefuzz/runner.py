@@ -211,7 +211,8 @@ class Runner:
         try:
             try:
                 for index, step in enumerate(program):
-                    self._step(index, step, conns, result, started)
+                    following = program[index + 1] if index + 1 < len(program) else None
+                    self._step(index, step, conns, result, started, following)
                 for number in sorted(conns):
                     self._judge(conns[number], wait=True, step=None)
                 self._fresh_connection(result, started)
@@ -292,7 +293,15 @@ class Runner:
         result.connections += 1
         return conn
 
-    def _step(self, index: int, step: Step, conns: dict[int, _Conn], result: CaseResult, t0: float) -> None:
+    def _step(
+        self,
+        index: int,
+        step: Step,
+        conns: dict[int, _Conn],
+        result: CaseResult,
+        t0: float,
+        following: Step | None = None,
+    ) -> None:
         if isinstance(step, Idle):
             time.sleep(step.seconds)
             return
@@ -311,9 +320,16 @@ class Runner:
             if conn.oracle.must_close or conn.ended:
                 conn.sent_after_close = True
             deadline = time.monotonic() + self.timeout
-            for number, chunk in enumerate(step.chunks()):
+            chunks = step.chunks()
+            # A half-close right after: the last chunk and the FIN leave together (TCP_CORK, flushed
+            # by the shutdown), as the probe's half-close sends them, so that a server that stops at
+            # the FIN before writing its answers fails every time, not only when the FIN is late.
+            cork = isinstance(following, HalfClose) and following.conn == step.conn
+            for number, chunk in enumerate(chunks):
                 if number and step.pause:
                     time.sleep(step.pause)
+                if cork and number == len(chunks) - 1:
+                    _cork(conn.sock)
                 sent = conn.send(chunk, deadline) if not conn.reset else 0
                 result.bytes_sent += sent
                 conn.oracle.receive(chunk)
@@ -585,3 +601,12 @@ def _show(message: Message) -> str:
         except Exception:  # a broken answer: show its bytes
             return repr(message.content[:60])
     return f"{message.content_type} {message.content[:40]!r}"
+
+
+def _cork(sock: socket.socket) -> None:
+    """Hold what is sent next until the socket is shut down or uncorked (Linux's TCP_CORK;
+    elsewhere nothing: the bytes and the FIN may then leave apart)."""
+    cork = getattr(socket, "TCP_CORK", None)
+    if cork is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
