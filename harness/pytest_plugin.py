@@ -214,7 +214,7 @@ def settings_from(config: pytest.Config) -> Settings | None:
     command = parse_command(command_text) if command_text is not None else None
 
     from harness.apps import get_app
-    from harness.probe.catalog import PROTOCOLS
+    from harness.probe.catalog import MAX_IDLE_TIMEOUT, PROTOCOLS
     from harness.probe.profiles import get_profile
 
     scale_text = config.getoption("lpjson_timeout") or "1"
@@ -236,9 +236,10 @@ def settings_from(config: pytest.Config) -> Settings | None:
             idle_timeout = float(idle_text)
         except ValueError:
             idle_timeout = math.nan
-        if not 0 < idle_timeout <= 3600:
+        if not 0 < idle_timeout <= MAX_IDLE_TIMEOUT:
             raise pytest.UsageError(
-                f"--lpjson-idle-timeout must be a number of seconds > 0 and at most 3600, not {idle_text!r}"
+                f"--lpjson-idle-timeout must be a number of seconds > 0 and at most {MAX_IDLE_TIMEOUT:g}, "
+                f"not {idle_text!r}"
             )
     protocol = config.getoption("lpjson_protocol") or "lpjson"
     if idle_timeout is not None and protocol != "lpjson":
@@ -393,23 +394,28 @@ class _Probe:
             hint=check.hint,
         )
 
-    def _run(self, check: Check, cause: str | None) -> CheckResult:
+    def _check(self, check: Check, target: Target, *, quick: bool) -> CheckResult:
+        """:func:`~harness.probe.runner.run_check` with the session's seed, scale, profile and app."""
         from harness.probe.runner import run_check
+
+        return run_check(
+            check,
+            target,
+            self.settings.seed,
+            self.settings.scale,
+            profile=self.settings.profile,
+            app=self.settings.app,
+            quick=quick,
+        )
+
+    def _run(self, check: Check, cause: str | None) -> CheckResult:
 
         target = self._target()
         if not self.watched:
             refused = self._refused(target)
             if refused is not None:
                 return self._skip_down(check, refused)
-            result = run_check(
-                check,
-                target,
-                self.settings.seed,
-                self.settings.scale,
-                profile=self.settings.profile,
-                app=self.settings.app,
-                quick=cause is not None,
-            )
+            result = self._check(check, target, quick=cause is not None)
         else:
             result = self._watch(check, target, cause is not None)
         return _as_consequence(result, cause)
@@ -417,7 +423,6 @@ class _Probe:
     def _watch(self, check: Check, target: Target, quick: bool) -> CheckResult:
         """Run ``check`` against the supervised server under the probe's own process monitor
         (:class:`harness.probe.supervised.ServerObserver`: output, tracebacks, deaths, RSS)."""
-        from harness.probe.runner import run_check
         from harness.probe.supervised import OUTPUT_ATTACHMENT, ServerObserver
 
         server = self._running_server()
@@ -428,15 +433,7 @@ class _Probe:
             self.observer = ServerObserver(server, allow_tracebacks=self.settings.profile.prints_tracebacks)
         events, self.events = self.events, []
         self.observer.before(check)
-        result = run_check(
-            check,
-            target,
-            self.settings.seed,
-            self.settings.scale,
-            profile=self.settings.profile,
-            app=self.settings.app,
-            quick=quick,
-        )
+        result = self._check(check, target, quick=quick)
         self.observer.after(check, result)  # a death is judged here, and the server restarted
         if events:
             shown = result.attachments.get(OUTPUT_ATTACHMENT)
@@ -446,7 +443,6 @@ class _Probe:
     def _run_consequences(self, first: Check) -> None:
         """Run, together, ``first`` and every planned check not yet run whose dependency has
         failed: their verdicts are explained already, so they run with short waits."""
-        from harness.probe.runner import run_check
 
         names = {check.name for check in self.planned}
         batch = [first] + [
@@ -465,15 +461,7 @@ class _Probe:
                 skipped = self._skip_down(check, refused)
                 skipped.detail += f"; and its dependency failed ({causes[check.name]})"
                 return skipped
-            result = run_check(
-                check,
-                target,
-                self.settings.seed,
-                self.settings.scale,
-                profile=self.settings.profile,
-                app=self.settings.app,
-                quick=True,
-            )
+            result = self._check(check, target, quick=True)
             return _as_consequence(result, causes[check.name])
 
         with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="lpjson-consequence") as pool:

@@ -248,6 +248,7 @@ def test_the_example_database_replays_a_failure_first(
         ["--app", "nope"],
         ["--profile", "x"],
         ["--"],
+        ["127.0.0.1", "1", "--", "python", "server.py", "{port}"],
     ],
 )
 def test_fuzz_usage_errors_are_one_line_and_exit_2(

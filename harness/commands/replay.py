@@ -18,19 +18,16 @@ cannot be started or reached.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from harness.commands.fuzz.server import _Parser, add_target_arguments
+    from harness.commands._parsing import add_command_parser
+    from harness.commands.fuzz.server import add_target_arguments
 
-    parser_class = subparsers._parser_class
-    subparsers._parser_class = _Parser
-    try:
-        parser = subparsers.add_parser(
-            "replay",
-            help="re-run a failure found by harness fuzz server: FIXED or STILL FAILING",
-            description=DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    finally:
-        subparsers._parser_class = parser_class
+    parser = add_command_parser(
+        subparsers,
+        "replay",
+        help="re-run a failure found by harness fuzz server: FIXED or STILL FAILING",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("file", type=Path, metavar="FILE", help="a replay file (.harness/failure-*.json)")
     add_target_arguments(parser)
     parser.add_argument(
@@ -75,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
         profile = get_profile(replay.profile)
     except ValueError as exc:
         return _usage(f"{args.file}: {exc}")
-    target = parse_target(args.target, args.dashdash)
+    target = parse_target(args.target, args.server_command)
     if isinstance(target, str):
         return _usage(target)
-    if not args.target and not args.dashdash:
+    if not args.target and args.server_command is None:
         if replay.command is not None:
             target = Target(command=replay.command)
         elif replay.host is not None and isinstance(replay.port, int):

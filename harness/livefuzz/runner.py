@@ -44,7 +44,7 @@ from harness.livefuzz.program import (
 from harness.message import Message
 from harness.probe.checks import error_code
 from harness.probe.profiles import Profile
-from harness.probe.wire import Chunk, Transcript
+from harness.probe.wire import Chunk, Transcript, cork
 from harness.supervise import RssSample, ServerUnderTest
 
 __all__ = ["CaseResult", "Runner"]
@@ -324,12 +324,12 @@ class Runner:
             # A half-close right after: the last chunk and the FIN leave together (TCP_CORK, flushed
             # by the shutdown), as the probe's half-close sends them, so that a server that stops at
             # the FIN before writing its answers fails every time, not only when the FIN is late.
-            cork = isinstance(following, HalfClose) and following.conn == step.conn
+            fin_follows = isinstance(following, HalfClose) and following.conn == step.conn
             for number, chunk in enumerate(chunks):
                 if number and step.pause:
                     time.sleep(step.pause)
-                if cork and number == len(chunks) - 1:
-                    _cork(conn.sock)
+                if fin_follows and number == len(chunks) - 1:
+                    cork(conn.sock)
                 sent = conn.send(chunk, deadline) if not conn.reset else 0
                 result.bytes_sent += sent
                 conn.oracle.receive(chunk)
@@ -601,12 +601,3 @@ def _show(message: Message) -> str:
         except Exception:  # a broken answer: show its bytes
             return repr(message.content[:60])
     return f"{message.content_type} {message.content[:40]!r}"
-
-
-def _cork(sock: socket.socket) -> None:
-    """Hold what is sent next until the socket is shut down or uncorked (Linux's TCP_CORK;
-    elsewhere nothing: the bytes and the FIN may then leave apart)."""
-    cork = getattr(socket, "TCP_CORK", None)
-    if cork is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)

@@ -30,13 +30,15 @@ class Target:
         return "the embedded reference server"
 
 
-def parse_target(words: Sequence[str], dashdash: bool) -> Target | str:
-    """``HOST PORT``, ``-- CMD ...`` (``dashdash``: the words came after ``--``) or nothing;
-    a usage error as a string."""
-    if dashdash:
-        if not words:
+def parse_target(words: Sequence[str], command: Sequence[str] | None) -> Target | str:
+    """``HOST PORT`` (``words``), ``-- CMD ...`` (``command``: the words after ``--``, None
+    without one) or nothing; a usage error as a string."""
+    if command is not None:
+        if words:
+            return "give HOST PORT or -- CMD ..., not both"
+        if not command:
             return "give the server's command after --"
-        return Target(command=tuple(words))
+        return Target(command=tuple(command))
     if not words:
         return Target()
     if len(words) != 2:

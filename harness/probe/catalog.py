@@ -21,7 +21,10 @@ from collections.abc import Sequence
 from harness.apps import App, get_app
 from harness.probe.checks import Check, lpjson_checks
 
-__all__ = ["PROTOCOLS", "checks_for", "select_checks"]
+__all__ = ["MAX_IDLE_TIMEOUT", "PROTOCOLS", "checks_for", "select_checks"]
+
+#: The longest ``idle_timeout`` (seconds) a probe accepts to wait out.
+MAX_IDLE_TIMEOUT = 3600.0
 
 #: Every protocol the probe knows, by the name ``--protocol`` takes: the module holding its checks.
 PROTOCOLS: dict[str, str] = {
@@ -42,8 +45,10 @@ def checks_for(
     """
     if isinstance(app, str):
         app = get_app(app)
-    if idle_timeout is not None and not 0 < idle_timeout <= 3600:
-        raise ValueError(f"the idle timeout must be > 0 and at most 3600 seconds, not {idle_timeout:g}")
+    if idle_timeout is not None and not 0 < idle_timeout <= MAX_IDLE_TIMEOUT:
+        raise ValueError(
+            f"the idle timeout must be > 0 and at most {MAX_IDLE_TIMEOUT:g} seconds, not {idle_timeout:g}"
+        )
     if protocol == "lpjson":
         return lpjson_checks(app, idle_timeout=idle_timeout)
     if idle_timeout is not None:

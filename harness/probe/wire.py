@@ -35,9 +35,20 @@ __all__ = [
     "Recorder",
     "Transcript",
     "WireConnection",
+    "cork",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def cork(sock: socket.socket) -> None:
+    """Hold what is sent next on ``sock`` until it is shut down (or uncorked): Linux's
+    TCP_CORK, so that the last bytes and the FIN leave in one segment. Elsewhere nothing
+    (the bytes and the FIN may then leave apart)."""
+    option = getattr(socket, "TCP_CORK", None)
+    if option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 _RECV_SIZE = 65536
 #: Response content above this is treated as a malformed answer (no probe answer is anywhere near).
@@ -262,10 +273,7 @@ class WireConnection:
         """``data`` and the FIN together, in one segment where the kernel allows (TCP_CORK):
         a peer whose last request and half-close arrive at once, which a server that stops at
         the FIN before writing its answers gets wrong every time, not only when timing helps."""
-        cork = getattr(socket, "TCP_CORK", None)
-        if cork is not None:
-            with contextlib.suppress(OSError):
-                self._sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+        cork(self._sock)
         sent = self.send(data)
         self.shutdown_write()  # shutting down flushes the corked data with the FIN
         return sent

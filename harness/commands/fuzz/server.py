@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from harness._extras import require
+from harness.commands._parsing import add_command_parser
 
 if TYPE_CHECKING:
     from harness.livefuzz.engine import FuzzReport, FuzzStats
@@ -38,25 +38,9 @@ See docs/live-fuzzing.md.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """One-line usage errors (exit 2), and it notes whether ``--`` preceded the target."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        words = list(sys.argv[1:] if args is None else args)
-        parsed, extras = super().parse_known_args(words, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        parsed.dashdash = "--" in words
-        return parsed, extras
-
-
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``HOST PORT`` as ``args.target``; the command after ``--`` lands in ``args.server_command``
+    (the shared parser, :class:`~harness.commands._parsing.OneLineErrors`)."""
     parser.add_argument(
         "target",
         nargs="*",
@@ -66,17 +50,13 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser_class = subparsers._parser_class
-    subparsers._parser_class = _Parser
-    try:
-        parser = subparsers.add_parser(
-            "server",
-            help="fuzz a live server with generated programs, a differential oracle and shrinking",
-            description=DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    finally:
-        subparsers._parser_class = parser_class
+    parser = add_command_parser(
+        subparsers,
+        "server",
+        help="fuzz a live server with generated programs, a differential oracle and shrinking",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_target_arguments(parser)
     parser.add_argument("--app", default="search", metavar="NAME", help="search (default) or echo")
     parser.add_argument(
@@ -203,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             example_database(local=args.db)  # a HARNESS_EXAMPLE_DB that is not a redis:// URL
     except ValueError as exc:
         return _usage(str(exc))
-    target = parse_target(args.target, args.dashdash)
+    target = parse_target(args.target, args.server_command)
     if isinstance(target, str):
         return _usage(target)
     if not (0 < args.max_time < math.inf):
