@@ -206,6 +206,8 @@ class FrameReader:
         """The next complete frame, or ``None`` when more data is needed."""
         if self._pending:
             return self._pending.popleft()
+        if self._error is None and len(self._buf) - self._pos < self._need:
+            return None  # the piece being read is still incomplete (a failed reader raises below)
         frames = self._parse(1)
         return frames[0] if frames else None
 
