@@ -115,3 +115,41 @@ def test_dissector_fields_and_links_of_a_search_and_an_error() -> None:
     assert response.text("time") is not None
     errors = [r for r in dissect(PCAPS / "14-bad-content.pcapng").records if r.text("error")]
     assert errors and errors[0].text("request_in") is not None
+
+
+def _tshark_lines(exe: str, home: Path, capture: Path, *args: str) -> list[str]:
+    out = subprocess.run(
+        [exe, "-n", "-r", str(capture), "-X", f"lua_script:{dissector_path()}", *args],
+        capture_output=True,
+        timeout=60,
+        env=tshark_env(str(home)),
+        check=True,
+    ).stdout.decode()
+    return out.splitlines()
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
+def test_packet_list_without_a_tree_shows_the_same_info_column(sample: Sample, tmp_path: Path) -> None:
+    """tshark's summary lines (the GUI's packet list) build no tree and reference no lpjson field:
+    the dissector then skips the items nobody sees, and the Info column must not change."""
+    exe = require_tshark()
+    capture = PCAPS / sample.filename
+    summary = _tshark_lines(exe, tmp_path, capture, "-o", 'gui.column.format:"Info","%i"')
+    full = _tshark_lines(exe, tmp_path, capture, "-T", "fields", "-e", "_ws.col.Info")
+    assert summary == full
+    assert any("Request" in line for line in summary), "the sample was not dissected as lpjson"
+
+
+def test_filters_match_without_a_tree(tmp_path: Path) -> None:
+    """-Y on an lpjson field, or on a field of Wireshark's JSON subtree alone, finds the message
+    although no tree is shown (lpjson referenced, or only json)."""
+    exe = require_tshark()
+    capture = PCAPS / "08-three-in-one-segment.pcapng"
+    number = ["-o", 'gui.column.format:"No","%m"']
+    by_lpjson = _tshark_lines(exe, tmp_path, capture, "-Y", 'lpjson.value == "ring"', *number)
+    by_json = _tshark_lines(exe, tmp_path, capture, "-Y", 'json.value.string == "ring"', *number)
+    shown = _tshark_lines(
+        exe, tmp_path, capture, "-Y", 'lpjson.value == "ring"', "-T", "fields", "-e", "frame.number"
+    )
+    assert shown == ["4"]
+    assert [line.strip() for line in by_lpjson] == [line.strip() for line in by_json] == shown

@@ -771,6 +771,7 @@ local function link(c, ordinal, item)
         local side = st.request and st.conv.requests or st.conv.responses
         side.frame[k], side.time[k] = number, c:rel_ts()
     end
+    if not item then return end -- nobody looks at lpjson's items in this pass (see dissect_message)
     local conv = in_frame.conv
     if in_frame.request then
         item:add(f.request, true):set_hidden()
@@ -787,6 +788,13 @@ local function link(c, ordinal, item)
             item:add(f.time, NSTime.new(secs, math.floor((delta - secs) * 1e9 + 0.5))):set_generated()
         end
     end
+end
+
+-- Wireshark's JSON dissector on a text/json content, under parent: the content's own bytes
+-- (crange) when its text is them, else the decoded text as a new data source.
+local function dissect_json(c, parent, crange, decoded, own)
+    local ctvb = own and crange:tvb() or ByteArray.new(decoded, true):tvb("Decoded content")
+    pcall(json_dissector.call, json_dissector, ctvb, c.pinfo, parent)
 end
 
 local SHOWN_KEYS = { { "action", "action" }, { "value", "value" }, { "result", "result" }, { "error", "error" } }
@@ -842,22 +850,21 @@ end
 local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reason)
     local tvb, tree, st = c.tvb, c.tree, c.st
     local marker = st.request and "Request" or "Response"
-    local mrange = tvb(offset, mlen)
 
     if mlen < 2 then -- only without reassembly: the prefix itself is cut
-        local item = tree:add(lpjson, mrange, label(marker, ", cut short"))
+        local item = tree:add(lpjson, tvb(offset, mlen), label(marker, ", cut short"))
         item:add(f.missing, 2 - mlen):set_generated()
         return cut_short(c, item, ordinal, marker)
     end
     if hlen == 0 then
         local prange = tvb(offset, 2)
-        local item = tree:add(lpjson, mrange, label(marker, " [zero-header-length]"))
+        local item = tree:add(lpjson, tvb(offset, mlen), label(marker, " [zero-header-length]"))
         item:add(f.header_length, prange, 0)
         return failed(c, item, ordinal, marker, "zero-header-length",
             "header length is 0: an empty header is not a JSON object", prange)
     end
     if mlen < 2 + hlen then
-        local item = tree:add(lpjson, mrange, label(marker, ", cut short"))
+        local item = tree:add(lpjson, tvb(offset, mlen), label(marker, ", cut short"))
         item:add(f.header_length, tvb(offset, 2), hlen)
         item:add(f.missing, 2 + hlen - mlen):set_generated()
         return cut_short(c, item, ordinal, marker)
@@ -865,7 +872,7 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
     local hoff = offset + 2
     local hrange = tvb(hoff, hlen)
     if code then
-        local item = tree:add(lpjson, mrange, label(marker, " [" .. code .. "]"))
+        local item = tree:add(lpjson, tvb(offset, mlen), label(marker, " [" .. code .. "]"))
         item:add(f.header_length, tvb(offset, 2), hlen)
         item:add_packet_field(f.header, hrange, ENC_UTF_8)
         return failed(c, item, ordinal, marker, code, reason, hrange)
@@ -901,7 +908,22 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         text = label(marker, ": " .. line)
     end
 
-    local item = tree:add(lpjson, mrange, text)
+    if not c.full and complete and (craw == nil or value ~= nil) then
+        -- A valid whole message that nobody looks at in this pass (a tree that is not shown,
+        -- as for the packet list or tshark without -V, and no filter, column or tap that
+        -- uses an lpjson field): Wireshark would fake every item, but each Lua call costs
+        -- the same anyway. The Info column, the links' bookkeeping, and the JSON subtree
+        -- when a filter wants json fields; everything else is skipped.
+        if craw and clen > 0 and c.json then
+            dissect_json(c, tree, tvb(coff, clen), text_or_code, text_or_code == craw)
+        end
+        link(c, ordinal, nil)
+        add_info(ordinal, line, marker)
+        if not c.visited then st.consumed = st.consumed + 2 + hlen + clen end
+        return
+    end
+
+    local item = tree:add(lpjson, tvb(offset, mlen), text)
     item:add(f.header_length, tvb(offset, 2), hlen)
     -- a valid header is strict UTF-8 without NUL: its text is its bytes (cheaper than
     -- add_packet_field, which decodes them again)
@@ -939,10 +961,7 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         local own = decoded == craw
         add_content_keys(item, value, decoded, tvb, own and coff or nil)
         if not own then item:add(f.text, crange, decoded) end
-        if clen > 0 and json_dissector then
-            local ctvb = own and crange:tvb() or ByteArray.new(decoded, true):tvb("Decoded content")
-            pcall(json_dissector.call, json_dissector, ctvb, c.pinfo, item)
-        end
+        if clen > 0 and c.json then dissect_json(c, item, crange, decoded, own) end
     end
     link(c, ordinal, item)
     add_info(ordinal, line, marker)
@@ -994,6 +1013,14 @@ local function measure(c, offset, avail, can_desegment)
     return plen, hlen, info
 end
 
+-- lpjson's own dissector handle (TreeItem:referenced takes a field or a handle, and the handle
+-- exists once lpjson.dissector is set, at the end of this file).
+local own_handle
+local function lpjson_handle()
+    own_handle = own_handle or Dissector.get("lpjson")
+    return own_handle
+end
+
 -- One call's context (c): the Tvb, its bytes, the direction's state. pinfo.rel_ts is read
 -- at most once per call (every message of a frame has the frame's time).
 local Call = {}
@@ -1023,7 +1050,9 @@ local function dissect_stream(tvb, pinfo, tree)
     local raw = tvb:raw()
     local total = #raw
     local c = setmetatable({ tvb = tvb, pinfo = pinfo, tree = tree, st = st, number = number, visited = visited,
-        raw = raw, limit = lpjson.prefs.max_content_length }, Call)
+        raw = raw, limit = lpjson.prefs.max_content_length,
+        -- a shown tree, or a filter, column or tap that uses lpjson (or json) fields
+        full = tree:referenced(lpjson_handle()), json = json_dissector ~= nil and tree:referenced(json_dissector) }, Call)
     local shown = false
     if pinfo.can_desegment > 0 then
         local offset = 0
