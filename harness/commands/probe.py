@@ -102,8 +102,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--idle-timeout",
         type=float,
         metavar="SECONDS",
-        help="the longest idle timeout the server may have: adds the idle-timeout check of L2 (a peer "
-        "gone quiet mid-request must be cut off within SECONDS); without it L2 is not judged",
+        help="the longest idle timeout the server may have (L2): adds the idle-timeout check (a peer gone "
+        "quiet mid-request must be cut off within SECONDS); without it L2 is not judged, since a probe "
+        "lasts seconds",
     )
     parser.add_argument(
         "--pcap-dir",

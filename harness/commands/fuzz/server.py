@@ -105,8 +105,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="the idle timeout the server is held to by the idle sentinel (default 30, the reference "
-        "server's; 0: no idle sentinel)",
+        help="the longest idle timeout the server may have (L2): connections gone quiet must be closed "
+        "within SECONDS, judged by the idle sentinel whenever the run lasts that long (default 30, the "
+        "reference server's; 0: not judged)",
     )
     parser.add_argument(
         "--no-sentinels",
