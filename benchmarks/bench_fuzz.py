@@ -6,6 +6,7 @@
     python benchmarks/bench_fuzz.py --only cost     # per-invariant cost, in process
     python benchmarks/bench_fuzz.py --only coverage --runs 200000 --seeds 1 2 3
     python benchmarks/bench_fuzz.py --only coverage --seconds 60 --target server
+    python benchmarks/bench_fuzz.py --only trace --seeds 1 2   # what atheris's tracing costs per input
 
 speed: each fuzzer in each mode for --speed-runs inputs (-print_final_stats=1), next to
   atheris on a trivial target (json.loads) measured in the same run: the ratio is
@@ -16,6 +17,9 @@ coverage: libFuzzer's final cov: (edges) and ft: (features) for --bytes and
   --structure at the same -runs and -seed, each from an empty working corpus plus
   the committed seeds; prints the Markdown table docs/fuzzing.md quotes. With --seconds,
   at the same -max_total_time instead (same CPU budget, if the machine is idle).
+trace: atheris's _trace_branch and _trace_cmp timed inside a fuzzing process, then the
+  traces one input makes (the stream fed whole, the split run, the rest), counted on the
+  corpus of a --trace-runs run of fuzz_decoder.py per seed (the first two --seeds).
 All runs happen in temporary directories: the checkout is not written to.
 """
 
@@ -251,11 +255,121 @@ def bench_coverage(target: str, budget: str, seeds: list[int]) -> None:
     print(f"\nstructure / bytes: cov {cov / base_cov:.2f}x, ft {ft / base_ft:.2f}x")
 
 
+#: Timed inside a fuzzing process (after atheris.Setup, as the instrumented code calls them).
+TRACE_COST_TARGET = """
+import sys, time, atheris
+
+def target(data):
+    n = 1_000_000
+    branch, compare = atheris._trace_branch, atheris._trace_cmp
+    t0 = time.perf_counter()
+    for _ in range(n):
+        branch(5)
+    t1 = time.perf_counter()
+    for _ in range(n):
+        pass
+    t2 = time.perf_counter()
+    for _ in range(n):
+        compare(5, 7, 2, 5, False)
+    t3 = time.perf_counter()
+    empty = t2 - t1
+    print(f"TRACE {((t1 - t0) - empty) / n * 1e9:.0f} {((t3 - t2) - empty) / n * 1e9:.0f}", flush=True)
+    sys.exit(0)
+
+atheris.Setup(sys.argv + ["-runs=1"], target)
+atheris.Fuzz()
+"""
+
+#: Replays a corpus through the decoder fuzzer's target, atheris's trace functions swapped for
+#: counters; prints the traces per input, in the whole-stream run, the split run and the rest.
+TRACE_COUNT_SCRIPT = """
+import collections, operator, os, sys
+sys.path.insert(0, sys.argv[1])
+import runner, atheris
+runner.import_instrumented(  # as fuzz/fuzz_decoder.py does
+    ["harness.frames", "harness.header", "harness.decoder", "harness.message", "harness.strictjson"]
+)
+import harness.fuzzing.decoder as checks
+from harness.fuzzing import check_decoder_input
+corpus = [open(os.path.join(sys.argv[2], f), "rb").read() for f in sorted(os.listdir(sys.argv[2]))]
+for data in corpus:  # the memo warm, as in a fuzzing process
+    check_decoder_input(data)
+phase = ["rest"]
+def during(fn, name):
+    def wrapped(*args, **kwargs):
+        phase[0] = name
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            phase[0] = "rest"
+    return wrapped
+checks.decode_outcome = during(checks.decode_outcome, "whole")
+checks.decode_split = during(checks.decode_split, "split")
+branches, compares = collections.Counter(), collections.Counter()
+def branch(index):
+    branches[phase[0]] += 1
+OPERATORS = (operator.lt, operator.le, operator.eq, operator.ne, operator.gt, operator.ge)
+def compare(a, b, op, index, is_const):
+    compares[phase[0]] += 1
+    return OPERATORS[op](a, b)
+atheris._trace_branch, atheris._trace_cmp = branch, compare
+for data in corpus:
+    check_decoder_input(data)
+n = len(corpus)
+print("COUNT", n, *(f"{c[k] / n:.1f}" for c in (branches, compares) for k in ("whole", "split", "rest")))
+"""
+
+
+def bench_trace(runs: int, seeds: list[int]) -> None:
+    """What atheris's tracing costs the decoder fuzzer: per call, and per input of a corpus."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "trace_cost.py"
+        script.write_text(TRACE_COST_TARGET)
+        out = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=False
+        ).stdout
+        match = re.search(r"TRACE (\d+) (\d+)", out)
+        if match is None:
+            raise RuntimeError(f"the trace-cost target printed nothing: {out[-500:]}")
+        branch_ns, compare_ns = int(match.group(1)), int(match.group(2))
+        print(
+            f"atheris in a fuzzing process: _trace_branch {branch_ns} ns a call, _trace_cmp {compare_ns} ns\n"
+        )
+        print("| corpus of | inputs | block traces (whole / split / rest) | comparison traces | tracing |")
+        print("| --- | ---: | --- | --- | ---: |")
+        counter = Path(tmp) / "trace_count.py"
+        counter.write_text(TRACE_COUNT_SCRIPT)
+        for seed in seeds:
+            corpus = Path(tmp) / f"corpus-{seed}"
+            corpus.mkdir()
+            run_fuzzer(
+                TARGETS["decoder"],
+                [f"-runs={runs}", f"-seed={seed}", f"-artifact_prefix={tmp}/", str(corpus), str(SEEDS)],
+                Path(tmp),
+            )
+            out = subprocess.run(
+                [sys.executable, str(counter), str(FUZZ), str(corpus)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            ).stdout
+            fields = out.split("COUNT", 1)[1].split()
+            n, (bw, bs, br, cw, cs, cr) = int(fields[0]), map(float, fields[1:])
+            blocks, compares = bw + bs + br, cw + cs + cr
+            micros = (blocks * branch_ns + compares * compare_ns) / 1000
+            print(
+                f"| -runs={runs} -seed={seed} | {n} | {blocks:.0f} ({bw:.0f} / {bs:.0f} / {br:.0f}) | "
+                f"{compares:.0f} ({cw:.0f} / {cs:.0f} / {cr:.0f}) | {micros:.0f} µs |"
+            )
+    print("\n(10,000 exec/s leaves 100 µs per input for everything.)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=["speed", "cost", "coverage"], action="append")
+    parser.add_argument("--only", choices=["speed", "cost", "coverage", "trace"], action="append")
     parser.add_argument("--runs", type=int, default=200_000, help="-runs for the coverage comparison")
     parser.add_argument("--seconds", type=int, help="coverage: compare at -max_total_time instead of -runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -263,15 +377,20 @@ def main() -> int:
         "--target", choices=sorted(TARGETS), action="append", help="coverage: which fuzzer(s)"
     )
     parser.add_argument("--speed-runs", type=int, default=30_000)
+    parser.add_argument(
+        "--trace-runs", type=int, default=100_000, help="trace: -runs of each corpus-building run"
+    )
     parser.add_argument("--mutants", type=int, default=400, help="cost: structure-mutated inputs added")
     args = parser.parse_args()
-    parts = args.only or ["speed", "cost", "coverage"]
+    parts = args.only or ["speed", "cost", "coverage", "trace"]
     os.environ.setdefault("PYTHONHASHSEED", "0")
     warnings.simplefilter("ignore")
     if "speed" in parts:
         bench_speed(args.speed_runs)
     if "cost" in parts:
         bench_cost(args.mutants, repeat=3)
+    if "trace" in parts:
+        bench_trace(args.trace_runs, args.seeds[:2])
     if "coverage" in parts:
         for target in args.target or ["decoder"]:
             budget = f"-max_total_time={args.seconds}" if args.seconds else f"-runs={args.runs}"
