@@ -7,6 +7,7 @@ on stderr (load errors) nor as ``_ws.lua.error`` (runtime errors).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -153,3 +154,15 @@ def test_filters_match_without_a_tree(tmp_path: Path) -> None:
     )
     assert shown == ["4"]
     assert [line.strip() for line in by_lpjson] == [line.strip() for line in by_json] == shown
+
+
+def test_expert_statistics_without_a_tree_list_every_violation(tmp_path: Path) -> None:
+    """`tshark -q -z expert` (the GUI's Expert Information) dissects without showing a tree:
+    every violation of the sample is still reported."""
+    exe = require_tshark()
+    sample = next(s for s in SAMPLES if s.filename.startswith("13-"))
+    lines = _tshark_lines(exe, tmp_path, PCAPS / sample.filename, "-q", "-z", "expert")
+    summaries = [line.split(" LPJSON ", 1)[1].strip() for line in lines if " LPJSON " in line]
+    # a violation's entry reads "<code>: <reason>"; the other LPJSON entries are notes
+    reported = [m.group(1) for text in summaries if (m := re.match(r"([a-z]+(?:-[a-z0-9]+)+): ", text))]
+    assert sorted(reported) == sorted(sample.violations)
