@@ -252,6 +252,20 @@ def test_split_bug_fails_the_framing_items_with_detail_hint_and_junit(pytester: 
     assert cases["test_lpjson[pipeline-2]"].find("failure") is None
 
 
+def test_xdist_workers_give_the_same_verdicts_and_junit(pytester: pytest.Pytester) -> None:
+    """``pytest -n 2``: each pytest-xdist worker starts and watches its own server; the items
+    fail and pass as in one process, and the JUnit report holds each item once."""
+    junit = pytester.path / "report.xml"
+    args = ["--lpjson-cmd", zoo_cmd("one_recv_selectors"), "-k", "framing", "-p", "no:cacheprovider"]
+    alone = pytester.runpytest_subprocess(*args)
+    spread = pytester.runpytest_subprocess("-n", "2", *args, f"--junitxml={junit}")
+    assert spread.ret == alone.ret == pytest.ExitCode.TESTS_FAILED
+    assert {"split-prefix", "split-header", "split-content"} <= failed_checks(spread) == failed_checks(alone)
+    assert spread.parseoutcomes()["passed"] == alone.parseoutcomes()["passed"]
+    cases = [case.get("name") for case in ET.parse(junit).iter("testcase")]
+    assert sorted(cases) == sorted(f"test_lpjson[{name}]" for name in FRAMING_CHECKS)
+
+
 def test_live_target_with_a_split_bug_fails_its_items(pytester: pytest.Pytester) -> None:
     server = subprocess.Popen(
         [sys.executable, str(ZOO["split_header_protocol"].path), "127.0.0.1", "0"],
