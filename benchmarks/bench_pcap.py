@@ -12,7 +12,9 @@
    instructions each through Wireshark's Lua API) and Wireshark's JSON dissector on every
    message's content. *Packet list*: tshark's summary lines, as the GUI's packet list: no
    tree shown and no lpjson field referenced, so the dissector builds only the Info column
-   and its request/response bookkeeping.
+   and its request/response bookkeeping. *Display filter*: the same with ``-Y
+   'lpjson.action == "search"'`` (against ``-Y 'tcp.len > 0'``): no tree shown, and only
+   the items a filter names are added.
 
 Run: ``python benchmarks/bench_pcap.py`` (``--quick`` for a smoke run, ``--only dissector``
 to skip the slow writer part).
@@ -83,6 +85,7 @@ def bench_dissector(messages: int, per_send: int, runs: int = 3) -> None:
             [*script, "-T", "fields", "-e", "lpjson.content_length"],
         ),
         ("packet list (no tree)", [], script),
+        ("display filter (no tree)", ["-Y", "tcp.len > 0"], [*script, "-Y", 'lpjson.action == "search"']),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         capture = Path(tmp) / "d.pcapng"

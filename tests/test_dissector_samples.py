@@ -166,3 +166,27 @@ def test_expert_statistics_without_a_tree_list_every_violation(tmp_path: Path) -
     # a violation's entry reads "<code>: <reason>"; the other LPJSON entries are notes
     reported = [m.group(1) for text in summaries if (m := re.match(r"([a-z]+(?:-[a-z0-9]+)+): ", text))]
     assert sorted(reported) == sorted(sample.violations)
+
+
+#: lpjson's fields a display filter or a custom column may name (lpjson.content is left out:
+#: a column shows bytes cut short).
+COLUMN_FIELDS = [
+    "header_length", "header", "byteorder", "content_type", "content_encoding", "content_length",
+    "extension", "text", "action", "value", "result", "error", "request", "response", "request_in",
+    "time", "violation", "missing",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
+def test_referenced_fields_without_a_tree_equal_the_full_dissection(sample: Sample, tmp_path: Path) -> None:
+    """Custom columns reference fields without showing a tree (as a display filter does): the
+    dissector then adds only the referenced items, and each must hold what the full tree holds."""
+    exe = require_tshark()
+    capture = PCAPS / sample.filename
+    columns = ",".join(f'"{name}","%Cus:lpjson.{name}"' for name in COLUMN_FIELDS)
+    referenced = _tshark_lines(exe, tmp_path, capture, "-T", "tabs", "-o", f"gui.column.format:{columns}")
+    fields = [arg for name in COLUMN_FIELDS for arg in ("-e", f"lpjson.{name}")]
+    full = _tshark_lines(exe, tmp_path, capture, "-T", "fields", "-E", "separator=/t", *fields)
+    # a column shows a boolean as True, a field as 1
+    assert [line.replace("True", "1") for line in referenced] == full
+    assert any(line.strip() for line in full), "nothing dissected as lpjson"

@@ -751,6 +751,20 @@ local function uint64(n)
     return u
 end
 
+-- Whether field's item is to be added: always with a shown tree (c.want is nil); without one,
+-- only when a filter, column or tap uses the field (asked once per call and field), since
+-- every Lua call costs the same whether Wireshark keeps the item or fakes it.
+local function wants(c, field)
+    local want = c.want
+    if want == nil then return true end
+    local yes = want[field]
+    if yes == nil then
+        yes = c.tree:referenced(field)
+        want[field] = yes
+    end
+    return yes
+end
+
 -- Request k and response k of a conversation point at each other; the number k is taken in
 -- the first pass and read back later. Kept as numbers in flat arrays, with one small table
 -- per frame: a table per message made Lua's collector walk tens of thousands of them over
@@ -774,18 +788,20 @@ local function link(c, ordinal, item)
     if not item then return end -- nobody looks at lpjson's items in this pass (see dissect_message)
     local conv = in_frame.conv
     if in_frame.request then
-        item:add(f.request, true):set_hidden()
+        if wants(c, f.request) then item:add(f.request, true):set_hidden() end
         local answer = conv.responses.frame[k]
-        if answer then item:add(f.response_in, answer):set_generated() end
+        if answer and wants(c, f.response_in) then item:add(f.response_in, answer):set_generated() end
     else
-        item:add(f.response, true):set_hidden()
+        if wants(c, f.response) then item:add(f.response, true):set_hidden() end
         local requests = conv.requests
         local asked = requests.frame[k]
         if asked then
-            item:add(f.request_in, asked):set_generated()
-            local delta = c:rel_ts() - requests.time[k]
-            local secs = math.floor(delta)
-            item:add(f.time, NSTime.new(secs, math.floor((delta - secs) * 1e9 + 0.5))):set_generated()
+            if wants(c, f.request_in) then item:add(f.request_in, asked):set_generated() end
+            if wants(c, f.time) then
+                local delta = c:rel_ts() - requests.time[k]
+                local secs = math.floor(delta)
+                item:add(f.time, NSTime.new(secs, math.floor((delta - secs) * 1e9 + 0.5))):set_generated()
+            end
         end
     end
 end
@@ -802,12 +818,12 @@ local SHOWN_KEYS = { { "action", "action" }, { "value", "value" }, { "result", "
 -- lpjson.action, .value, .result, .error: the content's top-level keys users look for. A
 -- string shows as its text, anything else as its JSON literal. coff: the content's offset
 -- in tvb when text is the content's own bytes (then the fields point at them), else nil.
-local function add_content_keys(item, value, text, tvb, coff)
+local function add_content_keys(c, item, value, text, coff)
     if json_type(value) ~= "obj" then return end
-    local map, span = value.map, value.span
+    local map, span, tvb = value.map, value.span, c.tvb
     for _, pair in ipairs(SHOWN_KEYS) do
         local v = map[pair[1]]
-        if v ~= nil then
+        if v ~= nil and wants(c, f[pair[2]]) then
             local s = span[pair[1]]
             local shown = type(v) == "string" and v or sub(text, s[1], s[2])
             if coff then
@@ -870,8 +886,8 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         return cut_short(c, item, ordinal, marker)
     end
     local hoff = offset + 2
-    local hrange = tvb(hoff, hlen)
     if code then
+        local hrange = tvb(hoff, hlen)
         local item = tree:add(lpjson, tvb(offset, mlen), label(marker, " [" .. code .. "]"))
         item:add(f.header_length, tvb(offset, 2), hlen)
         item:add_packet_field(f.header, hrange, ENC_UTF_8)
@@ -923,18 +939,28 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         return
     end
 
+    -- From here on (c.want set: no tree shown, but lpjson referenced, as by a display filter)
+    -- only the items something uses are added; the header's fields then sit under the
+    -- message item, as they would under a faked header item.
     local item = tree:add(lpjson, tvb(offset, mlen), text)
-    item:add(f.header_length, tvb(offset, 2), hlen)
-    -- a valid header is strict UTF-8 without NUL: its text is its bytes (cheaper than
-    -- add_packet_field, which decodes them again)
-    local hitem = item:add(f.header, hrange, sub(c.raw, hoff + 1, hoff + hlen))
+    if wants(c, f.header_length) then item:add(f.header_length, tvb(offset, 2), hlen) end
+    local hitem = item
+    if wants(c, f.header) then
+        -- a valid header is strict UTF-8 without NUL: its text is its bytes (cheaper than
+        -- add_packet_field, which decodes them again)
+        hitem = item:add(f.header, tvb(hoff, hlen), sub(c.raw, hoff + 1, hoff + hlen))
+    end
     local hspan = header.span
-    add_string(hitem, f.byteorder, tvb, hspan["byteorder"], hoff, hmap["byteorder"])
-    add_string(hitem, f.content_type, tvb, hspan["content-type"], hoff, ctype)
-    add_string(hitem, f.content_encoding, tvb, hspan["content-encoding"], hoff, encoding)
-    local span = hspan["content-length"]
-    hitem:add(f.content_length, tvb(hoff + span[1] - 1, span[2] - span[1] + 1), uint64(clen))
-    if #header.keys > 4 then
+    if wants(c, f.byteorder) then add_string(hitem, f.byteorder, tvb, hspan["byteorder"], hoff, hmap["byteorder"]) end
+    if wants(c, f.content_type) then add_string(hitem, f.content_type, tvb, hspan["content-type"], hoff, ctype) end
+    if wants(c, f.content_encoding) then
+        add_string(hitem, f.content_encoding, tvb, hspan["content-encoding"], hoff, encoding)
+    end
+    if wants(c, f.content_length) then
+        local span = hspan["content-length"]
+        hitem:add(f.content_length, tvb(hoff + span[1] - 1, span[2] - span[1] + 1), uint64(clen))
+    end
+    if #header.keys > 4 and wants(c, f.extension) then
         local hraw = sub(c.raw, hoff + 1, hoff + hlen)
         for _, key in ipairs(header.keys) do
             if key ~= "byteorder" and key ~= "content-type" and key ~= "content-encoding" and key ~= "content-length" then
@@ -948,20 +974,23 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         return cut_short(c, item, ordinal, marker)
     end
 
-    local crange = tvb(coff, clen)
     if craw == nil then
-        item:add(f.content, crange)
+        if wants(c, f.content) then item:add(f.content, tvb(coff, clen)) end
     elseif value == nil then
+        local crange = tvb(coff, clen)
         item:add(f.content, crange)
         add_violation(item, text_or_code, creason, clen > 0 and crange or nil)
     else
         -- valid JSON content shows as its JSON subtree only; the bytes stay filterable
-        item:add(f.content, crange):set_hidden()
         local decoded = text_or_code
         local own = decoded == craw
-        add_content_keys(item, value, decoded, tvb, own and coff or nil)
-        if not own then item:add(f.text, crange, decoded) end
-        if clen > 0 and c.json then dissect_json(c, item, crange, decoded, own) end
+        local json = clen > 0 and c.json
+        local content, text_item = wants(c, f.content), not own and wants(c, f.text)
+        local crange = (content or text_item or json) and tvb(coff, clen)
+        if content then item:add(f.content, crange):set_hidden() end
+        add_content_keys(c, item, value, decoded, own and coff or nil)
+        if text_item then item:add(f.text, crange, decoded) end
+        if json then dissect_json(c, item, crange, decoded, own) end
     end
     link(c, ordinal, item)
     add_info(ordinal, line, marker)
@@ -1053,6 +1082,7 @@ local function dissect_stream(tvb, pinfo, tree)
         raw = raw, limit = lpjson.prefs.max_content_length,
         -- a shown tree, or a filter, column or tap that uses lpjson (or json) fields
         full = tree:referenced(lpjson_handle()), json = json_dissector ~= nil and tree:referenced(json_dissector) }, Call)
+    if c.full and not tree.visible then c.want = {} end
     local shown = false
     if pinfo.can_desegment > 0 then
         local offset = 0
