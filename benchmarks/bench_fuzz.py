@@ -285,10 +285,8 @@ atheris.Fuzz()
 TRACE_COUNT_SCRIPT = """
 import collections, operator, os, sys
 sys.path.insert(0, sys.argv[1])
-import runner, atheris
-runner.import_instrumented(  # as fuzz/fuzz_decoder.py does
-    ["harness.frames", "harness.header", "harness.decoder", "harness.message", "harness.strictjson"]
-)
+import atheris
+import fuzz_decoder  # instruments the code under test, as the fuzzer does
 import harness.fuzzing.decoder as checks
 from harness.fuzzing import check_decoder_input
 corpus = [open(os.path.join(sys.argv[2], f), "rb").read() for f in sorted(os.listdir(sys.argv[2]))]

@@ -92,13 +92,12 @@ def bench_dissector(messages: int, per_send: int, runs: int = 3) -> None:
         frames = write_sessions(capture, [Session.exchange(sends)])
         base = [exe, "-n", "-r", str(capture)]
         for what, alone, with_lua in modes:
-            times: dict[str, list[float]] = {"baseline": [], "lpjson": []}
-            ratios = []
-            for _ in range(runs):  # alternating, each lpjson run against the baseline just before it
-                times["baseline"].append(_tshark([*base, *alone], tmp))
-                times["lpjson"].append(_tshark([*base, *with_lua], tmp))
-                ratios.append(times["lpjson"][-1] / times["baseline"][-1])
-            baseline, lpjson = min(times["baseline"]), min(times["lpjson"])
+            alone_times, lua_times = [], []
+            for _ in range(runs):  # alternating: each lpjson run is paired with the baseline before it
+                alone_times.append(_tshark([*base, *alone], tmp))
+                lua_times.append(_tshark([*base, *with_lua], tmp))
+            ratios = [lua / bare for bare, lua in zip(alone_times, lua_times, strict=True)]
+            baseline, lpjson = min(alone_times), min(lua_times)
             print(
                 f"dissector, {what}: {messages} messages in {frames} frames: tshark alone {baseline:.2f} s, "
                 f"with lpjson.lua {lpjson:.2f} s (ratio of the bests {lpjson / baseline:.2f}, median of "

@@ -16,6 +16,7 @@ from harness.livefuzz.program import (
     LargeRequests,
     Open,
     Send,
+    Step,
     canonical_programs,
     from_json,
     to_json,
@@ -69,23 +70,28 @@ def test_await_close_fails_a_server_without_idle_timeout_and_passes_its_twin(
             assert result.failure is None, f"{name}: {result.failure}"
 
 
-def test_a_flood_that_is_never_read_fails_a_server_without_backpressure_and_passes_its_twin() -> None:
-    program = [Flood(0, 48 << 20, 6.0, 16 << 10)]
-    for name, bad in (("unbounded_buffer_protocol", True), ("correct_asyncio_protocol", False)):
+@pytest.mark.parametrize(
+    ("program", "bad", "twin", "rss_limit"),
+    [
+        # a flood that is never read fails a server without backpressure
+        (
+            [Flood(0, 48 << 20, 6.0, 16 << 10)],
+            "unbounded_buffer_protocol",
+            "correct_asyncio_protocol",
+            24 << 20,
+        ),
+        # large requests fail a server that keeps them
+        ([LargeRequests(32, 1000 << 10)], "memory_leak_socketserver", "correct_socketserver", 16 << 20),
+    ],
+    ids=["flood", "large-requests"],
+)
+def test_a_memory_program_fails_the_server_it_targets_and_passes_its_twin(
+    program: list[Step], bad: str, twin: str, rss_limit: int
+) -> None:
+    for name in (bad, twin):
         with running(zoo(name), search_app) as (host, port, server):
-            result = Runner(host, port, search_app, STRICT, server=server, rss_limit=24 << 20).run(program)
-        if bad:
-            assert result.failure is not None and "RSS" in result.failure, result.failure
-        else:
-            assert result.failure is None, f"{name}: {result.failure}"
-
-
-def test_large_requests_fail_a_server_that_keeps_them_and_pass_its_twin() -> None:
-    program = [LargeRequests(32, 1000 << 10)]
-    for name, bad in (("memory_leak_socketserver", True), ("correct_socketserver", False)):
-        with running(zoo(name), search_app) as (host, port, server):
-            result = Runner(host, port, search_app, STRICT, server=server, rss_limit=16 << 20).run(program)
-        if bad:
+            result = Runner(host, port, search_app, STRICT, server=server, rss_limit=rss_limit).run(program)
+        if name == bad:
             assert result.failure is not None and "RSS" in result.failure, result.failure
         else:
             assert result.failure is None, f"{name}: {result.failure}"

@@ -751,12 +751,17 @@ local function uint64(n)
     return u
 end
 
--- Whether field's item is to be added: always with a shown tree (c.want is nil); without one,
--- only when a filter, column or tap uses the field (asked once per call and field), since
--- every Lua call costs the same whether Wireshark keeps the item or fakes it.
+-- Whether field's item is to be added. Wireshark fakes the items nobody sees, but each Lua
+-- call costs the same whether it keeps the item or fakes it, so c.want says which to add:
+-- nil with a shown tree (all of them); NOTHING when no filter, column or tap uses lpjson
+-- (the packet list, tshark without -V); else a table filled as it goes, each field's
+-- TreeItem:referenced asked once per call (a display filter, a custom column).
+local NOTHING = {}
+
 local function wants(c, field)
     local want = c.want
     if want == nil then return true end
+    if want == NOTHING then return false end
     local yes = want[field]
     if yes == nil then
         yes = c.tree:referenced(field)
@@ -785,7 +790,7 @@ local function link(c, ordinal, item)
         local side = st.request and st.conv.requests or st.conv.responses
         side.frame[k], side.time[k] = number, c:rel_ts()
     end
-    if not item then return end -- nobody looks at lpjson's items in this pass (see dissect_message)
+    if not item then return end -- no item: nothing of lpjson is used in this pass
     local conv = in_frame.conv
     if in_frame.request then
         if wants(c, f.request) then item:add(f.request, true):set_hidden() end
@@ -856,6 +861,14 @@ end
 -- line is kept with it.
 local summary_memo = setmetatable({}, { __mode = "k" })
 
+-- A whole message's last steps, with or without its item: its link, its Info line, and the
+-- bytes the direction has consumed (first pass).
+local function finish(c, ordinal, item, line, marker, length)
+    link(c, ordinal, item)
+    add_info(ordinal, line, marker)
+    if not c.visited then c.st.consumed = c.st.consumed + length end
+end
+
 local function label(marker, rest)
     return "Length-prefixed JSON, " .. marker .. rest
 end
@@ -924,24 +937,17 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         text = label(marker, ": " .. line)
     end
 
-    if not c.full and complete and (craw == nil or value ~= nil) then
-        -- A valid whole message that nobody looks at in this pass (a tree that is not shown,
-        -- as for the packet list or tshark without -V, and no filter, column or tap that
-        -- uses an lpjson field): Wireshark would fake every item, but each Lua call costs
-        -- the same anyway. The Info column, the links' bookkeeping, and the JSON subtree
-        -- when a filter wants json fields; everything else is skipped.
+    if c.want == NOTHING and complete and (craw == nil or value ~= nil) then
+        -- Nothing of lpjson is used in this pass and nothing is to be flagged: no item at all,
+        -- only what outlives the pass, and Wireshark's JSON subtree if a filter wants json fields.
         if craw and clen > 0 and c.json then
             dissect_json(c, tree, tvb(coff, clen), text_or_code, text_or_code == craw)
         end
-        link(c, ordinal, nil)
-        add_info(ordinal, line, marker)
-        if not c.visited then st.consumed = st.consumed + 2 + hlen + clen end
-        return
+        return finish(c, ordinal, nil, line, marker, 2 + hlen + clen)
     end
 
-    -- From here on (c.want set: no tree shown, but lpjson referenced, as by a display filter)
-    -- only the items something uses are added; the header's fields then sit under the
-    -- message item, as they would under a faked header item.
+    -- Only the items something uses (see wants); the header's fields sit under the message
+    -- item when the header item is not added, as they would under a faked one.
     local item = tree:add(lpjson, tvb(offset, mlen), text)
     if wants(c, f.header_length) then item:add(f.header_length, tvb(offset, 2), hlen) end
     local hitem = item
@@ -992,9 +998,7 @@ local function dissect_message(c, offset, mlen, ordinal, hlen, info, code, reaso
         if text_item then item:add(f.text, crange, decoded) end
         if json then dissect_json(c, item, crange, decoded, own) end
     end
-    link(c, ordinal, item)
-    add_info(ordinal, line, marker)
-    if not c.visited then st.consumed = st.consumed + 2 + hlen + clen end
+    return finish(c, ordinal, item, line, marker, 2 + hlen + clen)
 end
 
 -- A gap in the TCP stream (a segment missing, or one arriving out of order while TCP does
@@ -1081,8 +1085,12 @@ local function dissect_stream(tvb, pinfo, tree)
     local c = setmetatable({ tvb = tvb, pinfo = pinfo, tree = tree, st = st, number = number, visited = visited,
         raw = raw, limit = lpjson.prefs.max_content_length,
         -- a shown tree, or a filter, column or tap that uses lpjson (or json) fields
-        full = tree:referenced(lpjson_handle()), json = json_dissector ~= nil and tree:referenced(json_dissector) }, Call)
-    if c.full and not tree.visible then c.want = {} end
+        json = json_dissector ~= nil and tree:referenced(json_dissector) }, Call)
+    if not tree:referenced(lpjson_handle()) then -- no tree shown, and no filter, column or tap uses lpjson
+        c.want = NOTHING
+    elseif not tree.visible then
+        c.want = {}
+    end
     local shown = false
     if pinfo.can_desegment > 0 then
         local offset = 0
