@@ -5,12 +5,14 @@
    number of bare ``bytes(Ether()/IP()/TCP()/Raw())`` builds in scapy.
 2. Dissector: seconds for tshark to read a capture of many pipelined lpjson messages
    with ``lpjson.lua`` against tshark reading the same capture without the script, best
-   of ``--runs`` runs each, alternating, in two modes. *Full tree*: ``-T fields -e
+   of ``--runs`` runs each, alternating, in four modes. *Full tree*: ``-T fields -e
    lpjson.content_length`` against ``-T fields -e tcp.len``; tshark 4.0 builds the whole
    visible tree for ``-T fields`` (as for ``-V`` or ``-T json``, or the GUI's selected
    packet), so this is the full cost of the dissector: every tree item (thousands of
    instructions each through Wireshark's Lua API) and Wireshark's JSON dissector on every
-   message's content. *Packet list*: tshark's summary lines, as the GUI's packet list: no
+   message's content. *Full tree, JSON subtree off*: the same with the dissector's
+   ``json_subtree`` preference off (each content as one text line instead of Wireshark's
+   JSON subtree). *Packet list*: tshark's summary lines, as the GUI's packet list: no
    tree shown and no lpjson field referenced, so the dissector builds only the Info column
    and its request/response bookkeeping. *Display filter*: the same with ``-Y
    'lpjson.action == "search"'`` (against ``-Y 'tcp.len > 0'``): no tree shown, and only
@@ -83,6 +85,11 @@ def bench_dissector(messages: int, per_send: int, runs: int = 3) -> None:
             "full tree (-T fields)",
             ["-T", "fields", "-e", "tcp.len"],
             [*script, "-T", "fields", "-e", "lpjson.content_length"],
+        ),
+        (
+            "full tree, JSON subtree off (-o lpjson.json_subtree:FALSE)",
+            ["-T", "fields", "-e", "tcp.len"],
+            [*script, "-o", "lpjson.json_subtree:FALSE", "-T", "fields", "-e", "lpjson.content_length"],
         ),
         ("packet list (no tree)", [], script),
         ("display filter (no tree)", ["-Y", "tcp.len > 0"], [*script, "-Y", 'lpjson.action == "search"']),

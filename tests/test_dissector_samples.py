@@ -16,7 +16,7 @@ from dissector_helpers import assert_clean, check_sessions, require_tshark
 
 from harness.capture.dissector import dissector_path
 from harness.capture.samples import Sample, samples
-from harness.capture.tshark import dissect, tshark_env
+from harness.capture.tshark import CHECK_PREFS, dissect, tshark_env
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 SAMPLES = samples()
@@ -190,3 +190,46 @@ def test_referenced_fields_without_a_tree_equal_the_full_dissection(sample: Samp
     # a column shows a boolean as True, a field as 1
     assert [line.replace("True", "1") for line in referenced] == full
     assert any(line.strip() for line in full), "nothing dissected as lpjson"
+
+
+@pytest.mark.parametrize("name", ["07-pipelined", "11-split-content", "14-bad-content"])
+def test_json_subtree_preference_off_shows_each_content_as_its_text(name: str) -> None:
+    """With ``lpjson.json_subtree`` off, a valid text/json content is one text line
+    (``lpjson.text``) instead of Wireshark's JSON subtree; every other field and verdict is
+    the same as with the preference on (the default)."""
+    require_tshark()
+    capture = PCAPS / f"{name}.pcapng"
+    on = dissect(capture)
+    off = dissect(capture, prefs={**CHECK_PREFS, "lpjson.json_subtree": "FALSE"})
+    assert_clean(off)
+    assert [(r.frame, r.kind, r.violation) for r in off.records] == [
+        (r.frame, r.kind, r.violation) for r in on.records
+    ]
+    texts = 0
+    for with_subtree, without in zip(on.records, off.records, strict=True):
+        assert {k: v for k, v in without.fields.items() if k != "lpjson.text"} == {
+            k: v for k, v in with_subtree.fields.items() if k != "lpjson.text"
+        }
+        if (
+            with_subtree.kind == "message"
+            and with_subtree.violation is None
+            and with_subtree.text("content_type") == "text/json"
+        ):
+            # the decoded text: the content's own bytes when it is UTF-8
+            text = with_subtree.text("text") or (with_subtree.content or b"").decode("utf-8")
+            assert without.text("text") == text
+            texts += 1
+    assert texts, "no valid text/json content in the sample"
+
+
+def test_json_subtree_preference_off_gives_no_json_fields(tmp_path: Path) -> None:
+    exe = require_tshark()
+    capture = PCAPS / "01-search-morpheus.pcapng"
+    fields = ["-Y", "lpjson", "-T", "fields", "-e", "json.key", "-e", "lpjson.text", "-e", "lpjson.action"]
+    on = _tshark_lines(exe, tmp_path, capture, *fields)
+    off = _tshark_lines(exe, tmp_path, capture, "-o", "lpjson.json_subtree:FALSE", *fields)
+    assert on == ["action,value\t\tsearch", "result\t\t"]
+    assert off == [
+        '\t{"action": "search", "value": "morpheus"}\tsearch',
+        '\t{"result": "Follow the white rabbit. 🐰"}\t',
+    ]
