@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 import harness.commands
 from harness._extras import DISTRIBUTION, MissingExtra
+from harness.commands._parsing import OneLineErrors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="harness",
         description="Test, fuzz, capture and probe servers of the lpjson protocol.",
     )

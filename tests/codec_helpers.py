@@ -42,9 +42,7 @@ def pairs(messages: Iterable[Message]) -> list[tuple[dict[str, Any], bytes]]:
     return [(message.header, message.content) for message in messages]
 
 
-def decoder_outcome(
-    chunks: Iterable[bytes], max_content_length: int = 1 << 20, api: str = "feed"
-) -> Outcome:
+def decoder_outcome(chunks: Iterable[bytes], max_content_length: int = 1 << 20, api: str = "feed") -> Outcome:
     """Feed ``chunks`` to a fresh Decoder, then close it; describe what came out.
 
     ``api`` is ``"feed"`` (Decoder.feed), ``"next"`` (receive_data then

@@ -100,7 +100,9 @@ def test_make_corpus_without_seeds_says_so_in_one_line(tmp_path: Path) -> None:
     def make(seeds: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(CFLITE / "make_corpus.py"), str(tmp_path / "out"), "--seeds", str(seeds)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     done = make(tmp_path / "none")
@@ -148,10 +150,25 @@ def test_packaged_target_runs_inputs_as_clusterfuzzlite_runs_them(tmp_path: Path
     # and --onedir for its --onefile: the same analysis, frozen imports and bootloader, without
     # compressing ~90 MB of shared libraries into one file (40 of the build's 60 s here).
     build = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--distpath", str(out), f"--workpath={work}",
-         "--specpath", str(work), "--onedir", "--name", "fuzz_decoder.pkg", "--paths", str(REPO),
-         str(REPO / "fuzz" / "fuzz_decoder.py")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--distpath",
+            str(out),
+            f"--workpath={work}",
+            "--specpath",
+            str(work),
+            "--onedir",
+            "--name",
+            "fuzz_decoder.pkg",
+            "--paths",
+            str(REPO),
+            str(REPO / "fuzz" / "fuzz_decoder.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     package = out / "fuzz_decoder.pkg" / "fuzz_decoder.pkg"
@@ -159,9 +176,18 @@ def test_packaged_target_runs_inputs_as_clusterfuzzlite_runs_them(tmp_path: Path
     with zipfile.ZipFile(out / "fuzz_decoder_seed_corpus.zip") as archive:
         archive.extractall(corpus)
     fuzz = subprocess.run(
-        [str(package), "-runs=500", "-seed=1", f"-dict={out / 'fuzz_decoder.dict'}",
-         f"-artifact_prefix={tmp_path}/", str(corpus)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            str(package),
+            "-runs=500",
+            "-seed=1",
+            f"-dict={out / 'fuzz_decoder.dict'}",
+            f"-artifact_prefix={tmp_path}/",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert fuzz.returncode == 0, fuzz.stderr[-3000:]
     assert "Done 500 runs" in fuzz.stderr

@@ -57,9 +57,20 @@ def locust(*args: str, timeout: float = 60) -> dict[tuple[str, str], tuple[int, 
     """Run locust headless with --json: {(request_type, name): (requests, failures)}."""
     assert LOCUST is not None
     done = subprocess.run(
-        [LOCUST, "-f", str(locustfile_path()), "--headless", "--json", "--only-summary",
-         "--loglevel", "INFO", *args],
-        capture_output=True, text=True, timeout=timeout,
+        [
+            LOCUST,
+            "-f",
+            str(locustfile_path()),
+            "--headless",
+            "--json",
+            "--only-summary",
+            "--loglevel",
+            "INFO",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode in (0, 1), done.stderr[-3000:]
     rows = json.loads(done.stdout)
@@ -74,9 +85,7 @@ def test_without_locust_the_path_still_prints_and_one_line_names_the_extra() -> 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
     assert Path(done.stdout.strip()) == locustfile_path()
-    assert done.stderr == (
-        "harness: the locustfile needs locust: pip install 'lpjson-harness[locust]'\n"
-    )
+    assert done.stderr == ("harness: the locustfile needs locust: pip install 'lpjson-harness[locust]'\n")
 
 
 def test_importing_the_locustfile_without_locust_raises_missing_extra(
@@ -121,17 +130,50 @@ def test_master_with_two_workers_counts_requests_from_both_and_no_failures(tmp_p
     port = str(_free_port())  # the master's port for its workers (Locust takes no port 0 there)
     with serve() as host:
         master = subprocess.Popen(
-            [LOCUST, "-f", str(locustfile_path()), "--master", "--master-bind-host", "127.0.0.1",
-             "--master-bind-port", port, "--headless", "--expect-workers", "2",
-             "--expect-workers-max-wait", "30", "-u", "20", "-r", "20", "-t", "10s", "--host", host,
-             "--csv", str(tmp_path / "run"), "--only-summary"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                LOCUST,
+                "-f",
+                str(locustfile_path()),
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                port,
+                "--headless",
+                "--expect-workers",
+                "2",
+                "--expect-workers-max-wait",
+                "30",
+                "-u",
+                "20",
+                "-r",
+                "20",
+                "-t",
+                "10s",
+                "--host",
+                host,
+                "--csv",
+                str(tmp_path / "run"),
+                "--only-summary",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         workers = [
             subprocess.Popen(
-                [LOCUST, "-f", str(locustfile_path()), "--worker", "--master-host", "127.0.0.1",
-                 "--master-port", port],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    LOCUST,
+                    "-f",
+                    str(locustfile_path()),
+                    "--worker",
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    port,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             for _ in range(2)
         ]
@@ -169,11 +211,26 @@ HOSTILE = ["LpjsonUser", "SlowSender", "NeverReader", "HugeLength"]
 def test_hostile_classes_see_a_server_with_limits_defend_itself() -> None:
     with serve("--idle-timeout", "1") as host:
         stats = locust(
-            "--host", host, "-u", "8", "-r", "8", "-t", "5s", "--lpjson-slow-deadline", "4",
-            "--lpjson-hold", "1", *HOSTILE,
+            "--host",
+            host,
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "-t",
+            "5s",
+            "--lpjson-slow-deadline",
+            "4",
+            "--lpjson-hold",
+            "1",
+            *HOSTILE,
         )
-    for key in [("slow-sender", "cut off"), ("never-reader", "pushed back"), ("huge-length", "refused"),
-                ("lpjson", "search")]:
+    for key in [
+        ("slow-sender", "cut off"),
+        ("never-reader", "pushed back"),
+        ("huge-length", "refused"),
+        ("lpjson", "search"),
+    ]:
         requests, failures = stats.get(key, (0, 0))
         assert requests > 0 and failures == 0, (key, stats)
 
@@ -193,8 +250,21 @@ def test_each_user_class_fails_on_the_server_missing_its_defence(
 ) -> None:
     with listening(ZOO[zoo].command("127.0.0.1", "0")) as host:
         stats = locust(
-            "--host", host, "-u", "2", "-r", "2", "-t", "5s", "--lpjson-slow-deadline", "2",
-            "--lpjson-slow-interval", "0.2", "--lpjson-timeout", "1", user,
+            "--host",
+            host,
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "5s",
+            "--lpjson-slow-deadline",
+            "2",
+            "--lpjson-slow-interval",
+            "0.2",
+            "--lpjson-timeout",
+            "1",
+            user,
         )
     assert stats.get(key, (0, 0))[1] > 0, (key, stats)
 
@@ -214,7 +284,9 @@ def test_bad_host_and_bad_option_say_so() -> None:
     assert LOCUST is not None
     done = subprocess.run(
         [LOCUST, "-f", str(locustfile_path()), "--headless", "--lpjson-depth", "0"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 2 and "--lpjson-depth: must be >= 1" in done.stderr
     assert "Traceback" not in done.stderr

@@ -246,4 +246,5 @@ def test_cli_usage_errors_exit_2_before_touching_the_network(
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 2
-    assert "error: argument" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness {args[0]}: argument ") and err.count("\n") == 1, err

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from harness._extras import require
+from harness.commands._parsing import port, seconds
 
 # harness.load is imported when the command runs, so that `harness` itself starts without it.
 if TYPE_CHECKING:
@@ -40,6 +41,21 @@ could not be reached (one line, before any load); 2 on bad usage.
 """
 
 
+def _depth(text: str) -> int:
+    """-d is the depth, as in ``-d DEPTH``; wrk's -d is a duration: say so when one is given."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        seconds(zero=True)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is a duration; -d is the requests in flight per connection (the duration is --duration)"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "load",
@@ -48,14 +64,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("host", nargs="?", metavar="HOST", help="server address (default: start one)")
-    parser.add_argument("port", nargs="?", type=int, metavar="PORT", help="server port")
+    parser.add_argument("port", nargs="?", type=port(1), metavar="PORT", help="server port")
     parser.add_argument("-c", "--connections", type=int, default=50, help="connections (default 50)")
     parser.add_argument(
-        "-d", "--depth", type=int, default=10, help="requests in flight per connection (default 10)"
+        "-d", "--depth", type=_depth, default=10, help="requests in flight per connection (default 10)"
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured (default 10)")
     parser.add_argument(
-        "--warmup", type=float, default=1.0, help="seconds of load before measuring starts (default 1)"
+        "--duration",
+        type=seconds(zero=False),
+        default=10.0,
+        help="seconds measured, or with a unit: 500ms, 30s, 2m (default 10)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=seconds(zero=True),
+        default=1.0,
+        help="seconds of load before measuring starts (default 1)",
     )
     parser.add_argument(
         "--mode",

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from harness.client import Client, ConnectionClosed, ResponseTimeout
+from harness.commands._parsing import port, seconds
 from harness.errors import ProtocolError
 from harness.message import Message
 
@@ -28,31 +29,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("host", metavar="HOST")
-    parser.add_argument("port", metavar="PORT", type=_port)
+    parser.add_argument("port", metavar="PORT", type=port(1))
     parser.add_argument("action", metavar="ACTION", help='"search", or anything else for a binary request')
     parser.add_argument("value", metavar="VALUE")
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds(zero=False),
         default=5.0,
         help="seconds to wait for the connection and the answer (default 5)",
     )
     parser.add_argument("--show-header", action="store_true", help="print the response's JSON header first")
     parser.set_defaults(func=run)
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in 1..65535, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text}")
-    return value
 
 
 def build_request(action: str, value: str) -> Message:

@@ -8,6 +8,7 @@ import sys
 
 from harness._extras import require
 from harness.apps import APPS, get_app
+from harness.commands._parsing import integer, port, seconds
 from harness.connection import DEFAULT_MAX_PENDING_OUTPUT
 from harness.decoder import DEFAULT_MAX_CONTENT_LENGTH
 from harness.server import (
@@ -34,34 +35,6 @@ connection opened, closed or failed; DEBUG adds one line per request.
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in 0..65535, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
@@ -71,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"port, 0 for any free one (default {DEFAULT_PORT})"
+        "--port",
+        type=port(0),
+        default=DEFAULT_PORT,
+        help=f"port, 0 for any free one (default {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--app",
@@ -82,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--max-content-length",
-        type=_non_negative_int,
+        type=integer(0),
         default=DEFAULT_MAX_CONTENT_LENGTH,
         metavar="BYTES",
         help="largest content-length accepted; a larger one is refused as soon as the header "
@@ -90,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_seconds,
+        type=seconds(zero=True),
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="SECONDS",
         help="close a connection that completes no request (and reads none of its responses) "
@@ -98,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=integer(1),
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help="connections served at once; more are sent the error 'too-many-connections' and "
@@ -106,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--max-pending-output",
-        type=_positive_int,
+        type=integer(1),
         default=DEFAULT_MAX_PENDING_OUTPUT,
         metavar="BYTES",
         help="stop reading a connection while this much of its output is unsent "
@@ -114,14 +90,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--backlog",
-        type=_positive_int,
+        type=integer(1),
         default=DEFAULT_BACKLOG,
         metavar="N",
         help=f"listen() backlog (default {DEFAULT_BACKLOG}; capped by net.core.somaxconn)",
     )
     parser.add_argument(
         "--shutdown-timeout",
-        type=_seconds,
+        type=seconds(zero=True),
         default=DEFAULT_SHUTDOWN_TIMEOUT,
         metavar="SECONDS",
         help="on SIGINT/SIGTERM, wait this long for connections to flush their responses, then "

@@ -242,9 +242,15 @@ async def run_hostile_mix_async(host: str, port: int, mix: HostileMix) -> Hostil
             log.info(
                 "%5.1f s: well-behaved %d/%d done; slow senders cut off %d/%d; huge refused %d/%d; "
                 "non-readers stalled %d/%d",
-                loop.time() - started, len(well_done), mix.well_behaved, len(slow_open_times),
-                mix.slow_senders, len(huge_times), mix.huge_declarers,
-                sum(e.is_set() for e in stalled), mix.non_readers,
+                loop.time() - started,
+                len(well_done),
+                mix.well_behaved,
+                len(slow_open_times),
+                mix.slow_senders,
+                len(huge_times),
+                mix.huge_declarers,
+                sum(e.is_set() for e in stalled),
+                mix.non_readers,
             )
 
     reporter = asyncio.ensure_future(report())
@@ -254,7 +260,8 @@ async def run_hostile_mix_async(host: str, port: int, mix: HostileMix) -> Hostil
                 await asyncio.wait_for(asyncio.gather(*(e.wait() for e in stalled)), mix.settle_timeout)
         log.info(
             "hostile clients in place after %.1f s; starting %d well-behaved clients",
-            loop.time() - started, mix.well_behaved,
+            loop.time() - started,
+            mix.well_behaved,
         )
         await asyncio.gather(*(well_behaved(i) for i in range(mix.well_behaved)))
         if huge_tasks:

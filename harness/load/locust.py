@@ -115,18 +115,36 @@ def _positive_float(text: str) -> float:
 
 def _add_arguments(parser: Any, **_: Any) -> None:
     group = parser.add_argument_group("lpjson (harness)")
-    group.add_argument("--lpjson-depth", type=_positive_int, default=_DEFAULTS["lpjson_depth"],
-                       help="requests written at once by each LpjsonUser task (default 10)")
-    group.add_argument("--lpjson-timeout", type=_positive_float, default=_DEFAULTS["lpjson_timeout"],
-                       help="seconds to wait for an answer or a refusal (default 5)")
-    group.add_argument("--lpjson-slow-interval", type=_positive_float,
-                       default=_DEFAULTS["lpjson_slow_interval"],
-                       help="SlowSender: seconds between bytes (default 0.5)")
-    group.add_argument("--lpjson-slow-deadline", type=_positive_float,
-                       default=_DEFAULTS["lpjson_slow_deadline"],
-                       help="SlowSender: a failure when not cut off after this many seconds (default 60)")
-    group.add_argument("--lpjson-hold", type=_positive_float, default=_DEFAULTS["lpjson_hold"],
-                       help="NeverReader: seconds a stalled connection is held open (default 10)")
+    group.add_argument(
+        "--lpjson-depth",
+        type=_positive_int,
+        default=_DEFAULTS["lpjson_depth"],
+        help="requests written at once by each LpjsonUser task (default 10)",
+    )
+    group.add_argument(
+        "--lpjson-timeout",
+        type=_positive_float,
+        default=_DEFAULTS["lpjson_timeout"],
+        help="seconds to wait for an answer or a refusal (default 5)",
+    )
+    group.add_argument(
+        "--lpjson-slow-interval",
+        type=_positive_float,
+        default=_DEFAULTS["lpjson_slow_interval"],
+        help="SlowSender: seconds between bytes (default 0.5)",
+    )
+    group.add_argument(
+        "--lpjson-slow-deadline",
+        type=_positive_float,
+        default=_DEFAULTS["lpjson_slow_deadline"],
+        help="SlowSender: a failure when not cut off after this many seconds (default 60)",
+    )
+    group.add_argument(
+        "--lpjson-hold",
+        type=_positive_float,
+        default=_DEFAULTS["lpjson_hold"],
+        help="NeverReader: seconds a stalled connection is held open (default 10)",
+    )
 
 
 def _default_to_well_behaved(environment: Any, **_: Any) -> None:
@@ -193,13 +211,22 @@ class _SocketUser(User):
         return getattr(options, name, _DEFAULTS[name]) if options is not None else _DEFAULTS[name]
 
     def report(
-        self, name: str, started: float, length: int, exception: BaseException | None = None, *,
+        self,
+        name: str,
+        started: float,
+        length: int,
+        exception: BaseException | None = None,
+        *,
         ended: float | None = None,
     ) -> None:
         elapsed = ((time.perf_counter() if ended is None else ended) - started) * 1000.0
         self.environment.events.request.fire(
-            request_type=self.request_type, name=name, response_time=elapsed,
-            response_length=length, exception=exception, context={},
+            request_type=self.request_type,
+            name=name,
+            response_time=elapsed,
+            response_length=length,
+            exception=exception,
+            context={},
         )
 
     def connect(self) -> socket.socket | None:

@@ -649,5 +649,6 @@ def find_echo_check(name: str) -> EchoCheck:
             return check
     raise KeyError(name)
 
+
 #: This protocol's checks, under the name :mod:`harness.probe.catalog` looks for.
 CHECKS: list[Check] = list(ECHO_CHECKS)

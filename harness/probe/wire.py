@@ -50,6 +50,7 @@ def cork(sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, option, 1)
 
+
 _RECV_SIZE = 65536
 #: Response content above this is treated as a malformed answer (no probe answer is anywhere near).
 _MAX_RESPONSE_CONTENT = 1 << 20

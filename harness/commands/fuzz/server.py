@@ -40,7 +40,7 @@ See docs/live-fuzzing.md.
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """``HOST PORT`` as ``args.target``; the command after ``--`` lands in ``args.server_command``
-    (the shared parser, :class:`~harness.commands._parsing.OneLineErrors`)."""
+    (the shared parser, :class:`~harness.commands._parsing.WithCommand`)."""
     parser.add_argument(
         "target",
         nargs="*",
