@@ -19,7 +19,8 @@ coverage: libFuzzer's final cov: (edges) and ft: (features) for --bytes and
   at the same -max_total_time instead (same CPU budget, if the machine is idle).
 trace: atheris's _trace_branch and _trace_cmp timed inside a fuzzing process, then the
   traces one input makes (the stream fed whole, the split run, the rest), counted on the
-  corpus of a --trace-runs run of fuzz_decoder.py per seed (the first two --seeds).
+  corpus of a --trace-runs run of fuzz_decoder.py per seed (the first two --seeds), and
+  the same corpus's cost with nothing instrumented (the invariants, one mutation).
 All runs happen in temporary directories: the checkout is not written to.
 """
 
@@ -318,6 +319,29 @@ print("COUNT", n, *(f"{c[k] / n:.1f}" for c in (branches, compares) for k in ("w
 """
 
 
+#: The same corpus with nothing instrumented: CPU µs per input of the invariants (memo warm)
+#: and of one structure-aware mutation, best of three passes.
+UNTRACED_SCRIPT = """
+import os, sys, time
+from harness.fuzzing import StructureMutator, check_decoder_input
+corpus = [open(os.path.join(sys.argv[1], f), "rb").read() for f in sorted(os.listdir(sys.argv[1]))]
+for data in corpus:
+    check_decoder_input(data)
+mutator = StructureMutator()
+def best(fn):
+    times = []
+    for _ in range(3):
+        start = time.process_time()
+        for i, data in enumerate(corpus):
+            fn(data, i)
+        times.append(time.process_time() - start)
+    return min(times) / len(corpus) * 1e6
+check = best(lambda data, i: check_decoder_input(data))
+mutate = best(lambda data, i: mutator.mutate(data, 4096, i))
+print("UNTRACED", f"{check:.0f}", f"{mutate:.0f}")
+"""
+
+
 def bench_trace(runs: int, seeds: list[int]) -> None:
     """What atheris's tracing costs the decoder fuzzer: per call, and per input of a corpus."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -333,10 +357,15 @@ def bench_trace(runs: int, seeds: list[int]) -> None:
         print(
             f"atheris in a fuzzing process: _trace_branch {branch_ns} ns a call, _trace_cmp {compare_ns} ns\n"
         )
-        print("| corpus of | inputs | block traces (whole / split / rest) | comparison traces | tracing |")
-        print("| --- | ---: | --- | --- | ---: |")
+        print(
+            "| corpus of | inputs | block traces (whole / split / rest) | comparison traces | tracing "
+            "| invariants, untraced | one mutation |"
+        )
+        print("| --- | ---: | --- | --- | ---: | ---: | ---: |")
         counter = Path(tmp) / "trace_count.py"
         counter.write_text(TRACE_COUNT_SCRIPT)
+        untraced = Path(tmp) / "untraced.py"
+        untraced.write_text(UNTRACED_SCRIPT)
         for seed in seeds:
             corpus = Path(tmp) / f"corpus-{seed}"
             corpus.mkdir()
@@ -356,11 +385,23 @@ def bench_trace(runs: int, seeds: list[int]) -> None:
             n, (bw, bs, br, cw, cs, cr) = int(fields[0]), map(float, fields[1:])
             blocks, compares = bw + bs + br, cw + cs + cr
             micros = (blocks * branch_ns + compares * compare_ns) / 1000
+            out = subprocess.run(
+                [sys.executable, str(untraced), str(corpus)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            ).stdout
+            check_us, mutate_us = out.split("UNTRACED", 1)[1].split()
             print(
                 f"| -runs={runs} -seed={seed} | {n} | {blocks:.0f} ({bw:.0f} / {bs:.0f} / {br:.0f}) | "
-                f"{compares:.0f} ({cw:.0f} / {cs:.0f} / {cr:.0f}) | {micros:.0f} µs |"
+                f"{compares:.0f} ({cw:.0f} / {cs:.0f} / {cr:.0f}) | {micros:.0f} µs | {check_us} µs "
+                f"| {mutate_us} µs |"
             )
-    print("\n(10,000 exec/s leaves 100 µs per input for everything.)")
+    print(
+        "\n(10,000 exec/s leaves 100 µs per input for everything: libFuzzer, the mutation, the "
+        "invariants and their tracing.)"
+    )
 
 
 def main() -> int:
