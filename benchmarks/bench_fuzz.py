@@ -17,10 +17,12 @@ coverage: libFuzzer's final cov: (edges) and ft: (features) for --bytes and
   --structure at the same -runs and -seed, each from an empty working corpus plus
   the committed seeds; prints the Markdown table docs/fuzzing.md quotes. With --seconds,
   at the same -max_total_time instead (same CPU budget, if the machine is idle).
-trace: atheris's _trace_branch and _trace_cmp timed inside a fuzzing process, then the
-  traces one input makes (the stream fed whole, the split run, the rest), counted on the
-  corpus of a --trace-runs run of fuzz_decoder.py per seed (the first two --seeds), and
-  the same corpus's cost with nothing instrumented (the invariants, one mutation).
+trace: atheris's _trace_branch and _trace_cmp timed inside a fuzzing process; then, per
+  seed (the first two --seeds), a --trace-runs run of fuzz_decoder.py builds a corpus, a
+  20,000-input run resumed from it records every input it executes, and those inputs are
+  replayed in order: the traces one makes (the stream fed whole, the split run, the rest)
+  and, with nothing instrumented, the CPU time of its invariants; plus one structure-aware
+  mutation of each corpus input.
 All runs happen in temporary directories: the checkout is not written to.
 """
 
@@ -31,6 +33,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -281,18 +284,46 @@ atheris.Setup(sys.argv + ["-runs=1"], target)
 atheris.Fuzz()
 """
 
-#: Replays a corpus through the decoder fuzzer's target, atheris's trace functions swapped for
-#: counters; prints the traces per input, in the whole-stream run, the split run and the rest.
-TRACE_COUNT_SCRIPT = """
-import collections, operator, os, sys
+#: Runs the decoder fuzzer as fuzz_decoder.py does and records every input it executes, in
+#: order (length-prefixed, unbuffered: libFuzzer leaves by exit(), past Python's buffers).
+RECORD_SCRIPT = """
+import struct, sys
+sys.path.insert(0, sys.argv.pop(1))
+record = open(sys.argv.pop(1), "wb", buffering=0)
+import runner
+import fuzz_decoder  # instruments the code under test, as the fuzzer does
+from harness.fuzzing import check_decoder_input
+def target(data):
+    record.write(struct.pack(">I", len(data)) + data)
+    check_decoder_input(data)
+runner.main("decoder", "the lpjson decoder", target, fuzz_decoder.__file__)
+"""
+
+#: Reads the inputs RECORD_SCRIPT wrote.
+READ_RECORD = """
+import struct
+def recorded(path):
+    blob, pos, inputs = open(path, "rb").read(), 0, []
+    while pos + 4 <= len(blob):
+        (n,) = struct.unpack_from(">I", blob, pos)
+        inputs.append(blob[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return inputs
+"""
+
+#: Replays the recorded inputs through the decoder fuzzer's target in their order (the memo
+#: filling as in the run), atheris's trace functions swapped for counters; prints the traces
+#: per input, in the whole-stream run, the split run and the rest.
+TRACE_COUNT_SCRIPT = (
+    READ_RECORD
+    + """
+import collections, operator, sys
 sys.path.insert(0, sys.argv[1])
 import atheris
 import fuzz_decoder  # instruments the code under test, as the fuzzer does
 import harness.fuzzing.decoder as checks
 from harness.fuzzing import check_decoder_input
-corpus = [open(os.path.join(sys.argv[2], f), "rb").read() for f in sorted(os.listdir(sys.argv[2]))]
-for data in corpus:  # the memo warm, as in a fuzzing process
-    check_decoder_input(data)
+inputs = recorded(sys.argv[2])
 phase = ["rest"]
 def during(fn, name):
     def wrapped(*args, **kwargs):
@@ -312,43 +343,59 @@ def compare(a, b, op, index, is_const):
     compares[phase[0]] += 1
     return OPERATORS[op](a, b)
 atheris._trace_branch, atheris._trace_cmp = branch, compare
-for data in corpus:
+for data in inputs:
     check_decoder_input(data)
-n = len(corpus)
+n = len(inputs)
 print("COUNT", n, *(f"{c[k] / n:.1f}" for c in (branches, compares) for k in ("whole", "split", "rest")))
 """
+)
 
-
-#: The same corpus with nothing instrumented: CPU µs per input of the invariants (memo warm)
-#: and of one structure-aware mutation, best of three passes.
-UNTRACED_SCRIPT = """
+#: The recorded inputs with nothing instrumented, in their order (CPU µs per input of the
+#: invariants), and one structure-aware mutation of each corpus input (what libFuzzer mutates).
+UNTRACED_SCRIPT = (
+    READ_RECORD
+    + """
 import os, sys, time
 from harness.fuzzing import StructureMutator, check_decoder_input
-corpus = [open(os.path.join(sys.argv[1], f), "rb").read() for f in sorted(os.listdir(sys.argv[1]))]
-for data in corpus:
+inputs = recorded(sys.argv[1])
+start = time.process_time()
+for data in inputs:
     check_decoder_input(data)
+check = (time.process_time() - start) / len(inputs) * 1e6
+corpus = [open(os.path.join(sys.argv[2], f), "rb").read() for f in sorted(os.listdir(sys.argv[2]))]
 mutator = StructureMutator()
-def best(fn):
-    times = []
-    for _ in range(3):
-        start = time.process_time()
-        for i, data in enumerate(corpus):
-            fn(data, i)
-        times.append(time.process_time() - start)
-    return min(times) / len(corpus) * 1e6
-check = best(lambda data, i: check_decoder_input(data))
-mutate = best(lambda data, i: mutator.mutate(data, 4096, i))
-print("UNTRACED", f"{check:.0f}", f"{mutate:.0f}")
+times = []
+for _ in range(3):
+    start = time.process_time()
+    for i, data in enumerate(corpus):
+        mutator.mutate(data, 4096, i)
+    times.append(time.process_time() - start)
+print("UNTRACED", f"{check:.0f}", f"{min(times) / len(corpus) * 1e6:.0f}")
 """
+)
 
 
-def bench_trace(runs: int, seeds: list[int]) -> None:
-    """What atheris's tracing costs the decoder fuzzer: per call, and per input of a corpus."""
+def _python(script: Path, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=1200, check=True
+    ).stdout
+
+
+def bench_trace(runs: int, seeds: list[int], recorded: int = 20_000) -> None:
+    """What the decoder fuzzer spends per input it executes: atheris's tracing (per call, and
+    the calls an input makes) and, with nothing instrumented, the invariants and the mutation."""
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "trace_cost.py"
-        script.write_text(TRACE_COST_TARGET)
+        scripts = {}
+        for name, text in [
+            ("cost", TRACE_COST_TARGET),
+            ("record", RECORD_SCRIPT),
+            ("count", TRACE_COUNT_SCRIPT),
+            ("untraced", UNTRACED_SCRIPT),
+        ]:
+            scripts[name] = Path(tmp) / f"{name}.py"
+            scripts[name].write_text(text)
         out = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=False
+            [sys.executable, str(scripts["cost"])], capture_output=True, text=True, timeout=600, check=False
         ).stdout
         match = re.search(r"TRACE (\d+) (\d+)", out)
         if match is None:
@@ -358,14 +405,13 @@ def bench_trace(runs: int, seeds: list[int]) -> None:
             f"atheris in a fuzzing process: _trace_branch {branch_ns} ns a call, _trace_cmp {compare_ns} ns\n"
         )
         print(
-            "| corpus of | inputs | block traces (whole / split / rest) | comparison traces | tracing "
-            "| invariants, untraced | one mutation |"
+            f"Per input executed, over {recorded:,} inputs of a run resumed from the corpus of a first run:"
+        )
+        print(
+            "| corpus of | inputs replayed | block traces (whole / split / rest) | comparison traces "
+            "| tracing | invariants, untraced | one mutation |"
         )
         print("| --- | ---: | --- | --- | ---: | ---: | ---: |")
-        counter = Path(tmp) / "trace_count.py"
-        counter.write_text(TRACE_COUNT_SCRIPT)
-        untraced = Path(tmp) / "untraced.py"
-        untraced.write_text(UNTRACED_SCRIPT)
         for seed in seeds:
             corpus = Path(tmp) / f"corpus-{seed}"
             corpus.mkdir()
@@ -374,27 +420,25 @@ def bench_trace(runs: int, seeds: list[int]) -> None:
                 [f"-runs={runs}", f"-seed={seed}", f"-artifact_prefix={tmp}/", str(corpus), str(SEEDS)],
                 Path(tmp),
             )
-            out = subprocess.run(
-                [sys.executable, str(counter), str(FUZZ), str(corpus)],
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=True,
-            ).stdout
-            fields = out.split("COUNT", 1)[1].split()
+            frozen = Path(tmp) / f"frozen-{seed}"  # the first run's corpus, for the mutation timing
+            shutil.copytree(corpus, frozen)
+            record = Path(tmp) / f"inputs-{seed}.bin"
+            proc = subprocess.run(
+                [sys.executable, str(scripts["record"]), str(FUZZ), str(record), f"-runs={recorded}",
+                 f"-seed={seed}", f"-artifact_prefix={tmp}/", str(corpus), str(SEEDS)],
+                cwd=tmp, capture_output=True, text=True, timeout=1200, check=False,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise RuntimeError(f"the recording run failed:\n{proc.stderr[-3000:]}")
+            fields = _python(scripts["count"], str(FUZZ), str(record)).split("COUNT", 1)[1].split()
             n, (bw, bs, br, cw, cs, cr) = int(fields[0]), map(float, fields[1:])
             blocks, compares = bw + bs + br, cw + cs + cr
             micros = (blocks * branch_ns + compares * compare_ns) / 1000
-            out = subprocess.run(
-                [sys.executable, str(untraced), str(corpus)],
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=True,
-            ).stdout
-            check_us, mutate_us = out.split("UNTRACED", 1)[1].split()
+            check_us, mutate_us = (
+                _python(scripts["untraced"], str(record), str(frozen)).split("UNTRACED", 1)[1].split()
+            )
             print(
-                f"| -runs={runs} -seed={seed} | {n} | {blocks:.0f} ({bw:.0f} / {bs:.0f} / {br:.0f}) | "
+                f"| -runs={runs} -seed={seed} | {n:,} | {blocks:.0f} ({bw:.0f} / {bs:.0f} / {br:.0f}) | "
                 f"{compares:.0f} ({cw:.0f} / {cs:.0f} / {cr:.0f}) | {micros:.0f} µs | {check_us} µs "
                 f"| {mutate_us} µs |"
             )
