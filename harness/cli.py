@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2, one line on stderr), --help or --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -92,9 +92,9 @@ def test_fuzz_input_with_respond_includes_the_servers_answers(tmp_path: Path) ->
 
 def test_fuzz_input_and_cuts_are_exclusive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "in").write_bytes(b"\x00")
-    with pytest.raises(SystemExit) as exc:
-        main(["pcap", "from-bytes", "--fuzz-input", "--cuts", "1", str(tmp_path / "in"), "--out", "x"])
-    assert exc.value.code == 2
+    assert (
+        main(["pcap", "from-bytes", "--fuzz-input", "--cuts", "1", str(tmp_path / "in"), "--out", "x"]) == 2
+    )
     assert "not allowed with" in capsys.readouterr().err
 
 

@@ -102,6 +102,10 @@ def test_idle_timeout_option_adds_the_l2_check_and_its_rerun_keeps_it(
     assert "idle-timeout" not in capsys.readouterr().out  # L2 is judged only when asked
     rerun = rerun_command(Target("127.0.0.1", 9), "idle-timeout", 0, 1.0, idle_timeout=7.0)
     assert rerun == "harness probe 127.0.0.1 9 --check idle-timeout --seed 0 --idle-timeout 7"
-    for bad in ("0", "nan", "4000"):
+    for bad, says in [
+        ("0", "must be a duration > 0, not '0'"),
+        ("nan", "must be a duration > 0, not 'nan'"),
+        ("4000", "the idle timeout must be > 0 and at most 3600 seconds"),
+    ]:
         assert main(["probe", "--idle-timeout", bad]) == 2
-        assert "the idle timeout must be > 0 and at most 3600 seconds" in capsys.readouterr().err
+        assert says in capsys.readouterr().err

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(zero=False),
         default=5.0,
         help="seconds without an answer before a connection counts as timed out and is reopened (default 5)",
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness._extras import require
-from harness.commands._parsing import add_command_parser
+from harness.commands._parsing import add_command_parser, seconds
 
 # The probe's modules are imported when the command runs, so that `harness` itself starts
 # without them; scapy (the pcap extra) only when --pcap-dir asks for captures.
@@ -100,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--idle-timeout",
-        type=float,
+        type=seconds(zero=False),
         metavar="SECONDS",
         help="the longest idle timeout the server may have (L2): adds the idle-timeout check (a peer gone "
         "quiet mid-request must be cut off within SECONDS); without it L2 is not judged, since a probe "
@@ -152,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     supervised.add_argument(
         "--start-timeout",
-        type=float,
+        type=seconds(zero=False),
         default=10.0,
         metavar="SECONDS",
         help="how long CMD may take to accept a connection (default 10)",
@@ -257,8 +257,6 @@ def _probe_command(
         return _usage("give HOST PORT or -- CMD ARGS..., not both")
     if not 0 <= args.server_port < 65536:
         return _usage(f"--port must be 0-65535, not {args.server_port}")
-    if not 0 < args.start_timeout < math.inf:
-        return _usage("--start-timeout must be > 0 and finite")
     if not 0 < args.rss_limit < math.inf:
         return _usage("--rss-limit must be > 0 and finite (MiB)")
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ cannot be started or reached.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from harness.commands._parsing import add_command_parser
+    from harness.commands._parsing import add_command_parser, seconds
     from harness.commands.fuzz.server import add_target_arguments
 
     parser = add_command_parser(
@@ -38,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run it N times; one failure is STILL FAILING (default 3)",
     )
     parser.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="bound on every wait (default: the file's)"
+        "--timeout",
+        type=seconds(zero=False),
+        metavar="SECONDS",
+        help="bound on every wait (default: the file's)",
     )
     parser.set_defaults(func=run)
 
@@ -59,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs < 1:
         return _usage("--runs must be >= 1")
-    if args.timeout is not None and not 0 < args.timeout < math.inf:
-        return _usage("--timeout must be > 0 and finite")
     try:
         replay = load(args.file)
     except OSError as exc:
