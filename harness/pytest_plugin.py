@@ -31,6 +31,7 @@ only when the options are given or a fixture is used (see tests/test_pytest_plug
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import math
@@ -214,6 +215,7 @@ def settings_from(config: pytest.Config) -> Settings | None:
     command = parse_command(command_text) if command_text is not None else None
 
     from harness.apps import get_app
+    from harness.commands._parsing import seconds
     from harness.probe.catalog import MAX_IDLE_TIMEOUT, PROTOCOLS
     from harness.probe.profiles import get_profile
 
@@ -233,13 +235,13 @@ def settings_from(config: pytest.Config) -> Settings | None:
     idle_timeout: float | None = None
     if idle_text is not None:
         try:
-            idle_timeout = float(idle_text)
-        except ValueError:
+            idle_timeout = seconds(zero=False)(idle_text)  # as harness probe --idle-timeout: 10, 10s, 2m
+        except argparse.ArgumentTypeError:
             idle_timeout = math.nan
         if not 0 < idle_timeout <= MAX_IDLE_TIMEOUT:
             raise pytest.UsageError(
-                f"--lpjson-idle-timeout must be a number of seconds > 0 and at most {MAX_IDLE_TIMEOUT:g}, "
-                f"not {idle_text!r}"
+                f"--lpjson-idle-timeout must be a duration > 0 and at most {MAX_IDLE_TIMEOUT:g} seconds "
+                f"(10, 10s, 2m), not {idle_text!r}"
             )
     protocol = config.getoption("lpjson_protocol") or "lpjson"
     if idle_timeout is not None and protocol != "lpjson":

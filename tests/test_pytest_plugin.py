@@ -143,7 +143,7 @@ def test_fixtures_skip_with_a_reason_without_options(pytester: pytest.Pytester) 
         (["--lpjson-target", "a:1", "--lpjson-timeout", "nan"], "--lpjson-timeout must be a number > 0*"),
         (
             ["--lpjson-target", "a:1", "--lpjson-idle-timeout", "soon"],
-            "--lpjson-idle-timeout must be a number of seconds > 0 and at most 3600, not 'soon'",
+            "--lpjson-idle-timeout must be a duration > 0 and at most 3600 seconds (10, 10s, 2m), not 'soon'",
         ),
         (
             ["--lpjson-target", "a:1", "--lpjson-protocol", "echo", "--lpjson-idle-timeout", "5"],
