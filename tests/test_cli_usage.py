@@ -19,6 +19,7 @@ from harness.cli import build_parser, main
         (["load", "-c", "many"], "harness load: argument -c/--connections: invalid int value: 'many'"),
         (["load", "-d", "30s"], "'30s' is a duration; -d is the requests in flight per connection"),
         (["load", "-d", "deep"], "harness load: argument -d/--depth: not an integer: 'deep'"),
+        (["load", "-d", "2.5"], "harness load: argument -d/--depth: not an integer: '2.5'"),
         (["load", "--duration", "0"], "harness load: argument --duration: must be a duration > 0, not '0'"),
         (["pcap"], "harness pcap: the following arguments are required: SUBCOMMAND"),
         (

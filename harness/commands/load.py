@@ -47,13 +47,17 @@ def _depth(text: str) -> int:
         return int(text)
     except ValueError:
         pass
-    try:
-        seconds(zero=True)(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    raise argparse.ArgumentTypeError(
-        f"{text!r} is a duration; -d is the requests in flight per connection (the duration is --duration)"
-    )
+    if text.strip().endswith(("ms", "s", "m", "h")):
+        try:
+            seconds(zero=True)(text)
+        except argparse.ArgumentTypeError:
+            pass
+        else:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is a duration; -d is the requests in flight per connection (the duration "
+                "is --duration)"
+            )
+    raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
