@@ -129,6 +129,10 @@ def _tshark_lines(exe: str, home: Path, capture: Path, *args: str) -> list[str]:
     return out.splitlines()
 
 
+def _without_eos_note(line: str) -> str:
+    return re.sub(r" \[LPJSON incomplete-message: \d+ of \d+ bytes\]$", "", line)
+
+
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
 def test_packet_list_without_a_tree_shows_the_same_info_column(sample: Sample, tmp_path: Path) -> None:
     """tshark's summary lines (the GUI's packet list) build no tree and reference no lpjson field:
@@ -137,7 +141,10 @@ def test_packet_list_without_a_tree_shows_the_same_info_column(sample: Sample, t
     capture = PCAPS / sample.filename
     summary = _tshark_lines(exe, tmp_path, capture, "-o", 'gui.column.format:"Info","%i"')
     full = _tshark_lines(exe, tmp_path, capture, "-T", "fields", "-e", "_ws.col.Info")
-    assert summary == full
+    # What the end-of-stream check (a postdissector) appends to a FIN's Info column is in
+    # tshark 4.4's summary lines but not in its _ws.col.Info field (both in 4.0): compared
+    # without it.
+    assert [_without_eos_note(line) for line in summary] == [_without_eos_note(line) for line in full]
     assert any("Request" in line for line in summary), "the sample was not dissected as lpjson"
 
 
@@ -187,8 +194,8 @@ def test_referenced_fields_without_a_tree_equal_the_full_dissection(sample: Samp
     referenced = _tshark_lines(exe, tmp_path, capture, "-T", "tabs", "-o", f"gui.column.format:{columns}")
     fields = [arg for name in COLUMN_FIELDS for arg in ("-e", f"lpjson.{name}")]
     full = _tshark_lines(exe, tmp_path, capture, "-T", "fields", "-E", "separator=/t", *fields)
-    # a column shows a boolean as True, a field as 1
-    assert [line.replace("True", "1") for line in referenced] == full
+    # a boolean shows as True or 1, in a column or a field, depending on Wireshark's version
+    assert [line.replace("True", "1") for line in referenced] == [line.replace("True", "1") for line in full]
     assert any(line.strip() for line in full), "nothing dissected as lpjson"
 
 

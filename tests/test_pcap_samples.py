@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from dissector_helpers import require_tshark
 from scapy.layers.inet import TCP
 from scapy.utils import PcapNgReader
 
-from harness.capture.dissector import dissector_path
+from harness.capture.dissector import dissector_path, not_loaded
 from harness.capture.samples import samples, write_samples
+from harness.capture.tshark import TsharkError, dissect
 from harness.cli import main
 from harness.decoder import Decoder
 from harness.errors import ProtocolError
@@ -152,3 +155,42 @@ def test_cli_wireshark_install_finds_the_personal_folder(
     assert main(["wireshark", "install"]) == 0
     assert (tmp_path / ".local/lib/wireshark/plugins/lpjson.lua").is_file()
     assert ".local/lib/wireshark/plugins/lpjson.lua" in capsys.readouterr().out
+
+
+def test_cli_wireshark_install_checks_that_tshark_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_tshark()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WIRESHARK_CONFIG_DIR", str(tmp_path / "config"))
+    assert main(["wireshark", "install"]) == 0
+    out = capsys.readouterr()
+    assert "tshark loads it" in out.out and not out.err
+
+
+#: A tshark that runs no Lua script (as Wireshark 4.4 run as root): it knows only TCP, and
+#: reads every capture as having no packet.
+NO_LUA_TSHARK = """#!/bin/sh
+if [ "$1" = "-G" ]; then printf 'Transmission Control Protocol\\tTCP\\ttcp\\n'; else echo '[]'; fi
+"""
+
+
+@pytest.mark.parametrize(
+    ("euid", "says"), [(0, "runs no Lua script as root"), (1000, "is it built with Lua?")]
+)
+def test_a_tshark_that_runs_no_lua_is_told_apart_from_a_capture_without_lpjson(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], euid: int, says: str
+) -> None:
+    fake = tmp_path / "tshark"
+    fake.write_text(NO_LUA_TSHARK)
+    fake.chmod(0o755)
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    assert says in (not_loaded(str(fake), str(dissector_path())) or "")
+    with pytest.raises(TsharkError, match=says.replace("?", r"\?")):
+        dissect(PCAPS / "01-search-morpheus.pcapng", tshark=str(fake))
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WIRESHARK_CONFIG_DIR", str(tmp_path / "config"))
+    not_loaded.cache_clear()
+    assert main(["wireshark", "install"]) == 0  # installed all the same, with the reason on stderr
+    assert says in capsys.readouterr().err

@@ -3,17 +3,28 @@
 :func:`dissector_path` names the Lua file (``harness wireshark path``);
 :func:`personal_plugins_dir` finds where Wireshark loads personal Lua plugins from
 (``tshark -G folders`` when tshark is installed, else the documented default), and
-:func:`install` copies the dissector there (``harness wireshark install``).
+:func:`install` copies the dissector there (``harness wireshark install``);
+:func:`not_loaded` says why a tshark does not load it, if it does not.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
+import tempfile
+from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["DEFAULT_PLUGINS_DIR", "DISSECTOR_NAME", "dissector_path", "install", "personal_plugins_dir"]
+__all__ = [
+    "DEFAULT_PLUGINS_DIR",
+    "DISSECTOR_NAME",
+    "dissector_path",
+    "install",
+    "not_loaded",
+    "personal_plugins_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +64,46 @@ def install(target_dir: Path | None = None) -> Path:
     shutil.copyfile(dissector_path(), target)
     log.info("installed %s", target)
     return target
+
+
+def _protocols(tshark: str, script: str | None, timeout: float) -> list[str] | None:
+    """The filter names of the protocols ``tshark`` knows (with ``script`` loaded), or None."""
+    args = [tshark, "-G", "protocols", *(["-X", f"lua_script:{script}"] if script else [])]  # -G first
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("%s -G protocols failed: %s", tshark, exc)
+        return None
+    return [fields[2] for line in out.splitlines() if len(fields := line.split("\t")) > 2]
+
+
+@lru_cache(maxsize=8)
+def not_loaded(tshark: str, script: str | None = None, timeout: float = 30.0) -> str | None:
+    """Why ``tshark`` does not load the lpjson dissector, or None when it does.
+
+    ``script``: the Lua file given with ``-X lua_script:`` (None: the plugins folders only,
+    as Wireshark starts). tshark says nothing when it skips Lua scripts, so the protocols it
+    knows are asked for (``-G protocols``), with a one-line script besides when lpjson is not
+    among them. Newer Wireshark releases (4.4 here) run no Lua script at all as root unless
+    the global ``init.lua`` of their plugins folder sets ``run_user_scripts_when_superuser``.
+    """
+    known = _protocols(tshark, script, timeout)
+    if known is None:
+        return f"{tshark} -G protocols failed"
+    if "lpjson" in known:
+        return None
+    with tempfile.TemporaryDirectory(prefix="harness-lua-") as tmp:
+        probe = Path(tmp) / "probe.lua"
+        probe.write_text('Proto("harnessluaprobe", "harness: does this tshark run Lua scripts?")\n')
+        runs_lua = "harnessluaprobe" in (_protocols(tshark, str(probe), timeout) or [])
+    if not runs_lua:
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            return (
+                "tshark runs no Lua script as root (Wireshark 4.4 does not unless the global init.lua "
+                "of its plugins folder, see tshark -G folders, sets run_user_scripts_when_superuser = "
+                "true): run it as a normal user"
+            )
+        return "tshark runs no Lua script (is it built with Lua? see tshark -v)"
+    if script is None:
+        return "tshark does not find lpjson.lua in its Lua plugins folders (see tshark -G folders)"
+    return f"tshark did not load {script}"

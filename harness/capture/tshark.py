@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.capture.dissector import dissector_path
+from harness.capture.dissector import dissector_path, not_loaded
 
 __all__ = [
     "CHECK_PREFS",
@@ -233,6 +233,10 @@ def dissect(
         for item in _as_list(layers.get("lpjson")):
             if isinstance(item, dict):
                 records.append(_record(frame, stream, sender, item))
+    if not records and not lua_errors:
+        why = not_loaded(exe, str(script or dissector_path()))
+        if why is not None:  # tshark skips a Lua script it will not run without a word
+            raise TsharkError(why)
     return TsharkRun(records, lua_errors, malformed, stderr, len(packets), bad_checksums)
 
 

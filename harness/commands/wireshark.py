@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
-from harness.capture.dissector import dissector_path, install, personal_plugins_dir
+from harness.capture.dissector import dissector_path, install, not_loaded, personal_plugins_dir
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,5 +51,13 @@ def run_install(args: argparse.Namespace) -> int:
         print(f"harness wireshark install: cannot write {directory}: {exc.strerror}", file=sys.stderr)
         return 1
     print(f"installed {target} (personal Lua plugins folder, from {how})")
+    tshark = shutil.which("tshark")
+    if args.dir is None and tshark is not None:
+        why = not_loaded(tshark)
+        if why is not None:
+            print(f"harness wireshark install: warning: {why}", file=sys.stderr)
+            return 0
+        print("tshark loads it; restart Wireshark, or reload Lua plugins (Analyze > Reload Lua Plugins)")
+        return 0
     print("restart Wireshark, or reload Lua plugins (Analyze > Reload Lua Plugins), to load it")
     return 0
