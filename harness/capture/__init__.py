@@ -11,7 +11,8 @@ Four modules, one job each:
   (:func:`~harness.capture.samples.samples`, :func:`write_samples`, :func:`conversation`).
 - :mod:`harness.capture.dissector`: the lpjson Wireshark dissector ``lpjson.lua``
   (:func:`dissector_path`) and installing it into Wireshark's personal plugins
-  folder (:func:`install`, :func:`personal_plugins_dir`).
+  folder (:func:`install`, :func:`personal_plugins_dir`); why a tshark does not load it
+  (:func:`not_loaded`).
 - :mod:`harness.capture.tshark`: tshark run with the dissector, read back as one
   record per lpjson tree item (:func:`dissect`), and tshark's own TCP reassembly
   (:func:`follow_raw`).
@@ -29,7 +30,13 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.capture.dissector import DISSECTOR_NAME, dissector_path, install, personal_plugins_dir
+    from harness.capture.dissector import (
+        DISSECTOR_NAME,
+        dissector_path,
+        install,
+        not_loaded,
+        personal_plugins_dir,
+    )
     from harness.capture.samples import Sample, conversation, write_samples
     from harness.capture.tshark import Dissected, TsharkError, TsharkRun, dissect, find_tshark, follow_raw
     from harness.capture.writer import (
@@ -68,6 +75,7 @@ __all__ = [
     "find_tshark",
     "follow_raw",
     "install",
+    "not_loaded",
     "pcapng_bytes",
     "personal_plugins_dir",
     "session_packets",
@@ -97,7 +105,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
         "write_sessions_at",
     ),
     "samples": ("Sample", "conversation", "write_samples"),
-    "dissector": ("DISSECTOR_NAME", "dissector_path", "install", "personal_plugins_dir"),
+    "dissector": ("DISSECTOR_NAME", "dissector_path", "install", "not_loaded", "personal_plugins_dir"),
     "tshark": ("Dissected", "TsharkError", "TsharkRun", "dissect", "find_tshark", "follow_raw"),
 }
 _SOURCES = {name: module for module, names in _NAMES.items() for name in names}
