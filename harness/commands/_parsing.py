@@ -69,16 +69,18 @@ def add_command_parser(
         subparsers._parser_class = default
 
 
-def integer(lowest: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``lowest``."""
+def integer(lowest: int, highest: int | None = None, *, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse type: an integer from ``lowest`` (to ``highest``)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < lowest:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if highest is None and value < lowest:
             raise argparse.ArgumentTypeError(f"must be >= {lowest}, not {value}")
+        if highest is not None and not lowest <= value <= highest:
+            raise argparse.ArgumentTypeError(f"must be in {lowest}..{highest}, not {value}")
         return value
 
     return parse
@@ -86,17 +88,7 @@ def integer(lowest: int) -> Callable[[str], int]:
 
 def port(lowest: int) -> Callable[[str], int]:
     """An argparse type: a TCP port from ``lowest`` (0: any free one) to 65535."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-        if not lowest <= value <= 65535:
-            raise argparse.ArgumentTypeError(f"must be in {lowest}..65535, not {value}")
-        return value
-
-    return parse
+    return integer(lowest, 65535, what="a port number")
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
