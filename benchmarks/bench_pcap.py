@@ -19,7 +19,7 @@
    the items a filter names are added.
 
 Run: ``python benchmarks/bench_pcap.py`` (``--quick`` for a smoke run, ``--only dissector``
-to skip the slow writer part).
+to skip the slow writer part; ``TSHARK=/path/to/tshark`` measures another tshark).
 """
 
 from __future__ import annotations

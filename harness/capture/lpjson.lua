@@ -1087,10 +1087,11 @@ local function dissect_stream(tvb, pinfo, tree)
     end
     local raw = tvb:raw()
     local total = #raw
+    local subtree = lpjson.prefs.json_subtree
     local c = setmetatable({ tvb = tvb, pinfo = pinfo, tree = tree, st = st, number = number, visited = visited,
-        raw = raw, limit = lpjson.prefs.max_content_length, subtree = lpjson.prefs.json_subtree,
+        raw = raw, limit = lpjson.prefs.max_content_length, subtree = subtree,
         -- a shown tree, or a filter, column or tap that uses lpjson (or json) fields
-        json = lpjson.prefs.json_subtree and json_dissector ~= nil and tree:referenced(json_dissector) }, Call)
+        json = subtree and json_dissector ~= nil and tree:referenced(json_dissector) }, Call)
     if not tree:referenced(lpjson_handle()) then -- no tree shown, and no filter, column or tap uses lpjson
         c.want = NOTHING
     elseif not tree.visible then

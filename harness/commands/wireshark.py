@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from harness.capture.dissector import dissector_path, install, not_loaded, personal_plugins_dir
+from harness.capture.tshark import find_tshark
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,23 +41,23 @@ def run_path(args: argparse.Namespace) -> int:
 
 
 def run_install(args: argparse.Namespace) -> int:
+    tshark = find_tshark()
     if args.dir is not None:
         directory, how = args.dir, "--dir"
     else:
-        directory, how = personal_plugins_dir()
+        directory, how = personal_plugins_dir(tshark)
     try:
         target = install(directory)
     except OSError as exc:
         print(f"harness wireshark install: cannot write {directory}: {exc.strerror}", file=sys.stderr)
         return 1
     print(f"installed {target} (personal Lua plugins folder, from {how})")
-    tshark = shutil.which("tshark")
-    if args.dir is None and tshark is not None:
-        why = not_loaded(tshark)
-        if why is not None:
-            print(f"harness wireshark install: warning: {why}", file=sys.stderr)
-            return 0
-        print("tshark loads it; restart Wireshark, or reload Lua plugins (Analyze > Reload Lua Plugins)")
+    if args.dir is not None or tshark is None:  # no tshark to ask whether it loads the folder
+        print("restart Wireshark, or reload Lua plugins (Analyze > Reload Lua Plugins), to load it")
         return 0
-    print("restart Wireshark, or reload Lua plugins (Analyze > Reload Lua Plugins), to load it")
+    why = not_loaded(tshark)
+    if why is None:
+        print("tshark loads it; restart Wireshark, or reload Lua plugins (Analyze > Reload Lua Plugins)")
+    else:
+        print(f"harness wireshark install: warning: {why}", file=sys.stderr)
     return 0
