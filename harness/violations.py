@@ -262,9 +262,11 @@ def _header_not_json(draw: DrawFn, *, max_content_length: int = DEFAULT_MAX_CONT
         text = text[:-1] + ', "x-deep": ' + "[" * depth + "]" * depth + "}"
         description = f"the JSON header nests {depth + 1} levels deep (limit {MAX_DEPTH})"
     else:
-        # letters, spaces, ';' and '=' are JSON only as a literal: null, true, false
+        # letters, spaces, ';' and '=' are JSON only as a literal: null, true, false, and to
+        # the strict reader (Python's) NaN and Infinity, which are non-finite-number instead
         garbage = st.text(string.ascii_letters + " ;=", min_size=1, max_size=40)
-        text = draw(garbage.filter(lambda t: t.strip(" ") not in ("null", "true", "false")))
+        literals = ("null", "true", "false", "NaN", "Infinity")
+        text = draw(garbage.filter(lambda t: t.strip(" ") not in literals))
         description = "the JSON header is not JSON at all"
     return Example(frame(text.encode()) + _trailing(draw), description)
 
